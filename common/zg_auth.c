@@ -1,0 +1,188 @@
+#include "zg_auth.h"
+#include "zg_db.h"
+#include "zg_err.h"
+#include "zg_log.h"
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include <strings.h>
+
+static void trimmed(const char *s, const char **out, size_t *len)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    *out = s;
+    *len = n;
+}
+
+static bool nonempty(const char *s)
+{
+    if (!s)
+        return false;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return *s != '\0';
+}
+
+zg_keysrc zg_auth_pick(const zg_auth_input *in, const char **key, size_t *len)
+{
+    *key = NULL;
+    *len = 0;
+    if (nonempty(in->x_api_key)) {
+        trimmed(in->x_api_key, key, len);
+        return ZG_KEYSRC_X_API_KEY;
+    }
+    if (nonempty(in->authorization)) {
+        const char *a;
+        size_t n;
+        trimmed(in->authorization, &a, &n);
+        if (n > 7 && strncasecmp(a, "bearer", 6) == 0 && (a[6] == ' ' || a[6] == '\t')) {
+            const char *k = a + 7;
+            while (*k == ' ' || *k == '\t')
+                k++;
+            *key = k;
+            *len = n - (size_t)(k - a);
+        } else {
+            *key = a;
+            *len = 0;
+        }
+        return ZG_KEYSRC_BEARER;
+    }
+    if (nonempty(in->anthropic_api_key)) {
+        trimmed(in->anthropic_api_key, key, len);
+        return ZG_KEYSRC_ANTHROPIC_API_KEY;
+    }
+    if (nonempty(in->x_goog_api_key)) {
+        trimmed(in->x_goog_api_key, key, len);
+        return ZG_KEYSRC_X_GOOG_API_KEY;
+    }
+    if (nonempty(in->query_key)) {
+        trimmed(in->query_key, key, len);
+        return ZG_KEYSRC_QUERY;
+    }
+    return ZG_KEYSRC_NONE;
+}
+
+zg_keysrc zg_auth_from_req(const zg_req *r, char *qbuf, size_t qbuflen, const char **key, size_t *len)
+{
+    zg_auth_input in = {
+        .x_api_key = zg_req_header(r, "x-api-key"),
+        .authorization = zg_req_header(r, "authorization"),
+        .anthropic_api_key = zg_req_header(r, "anthropic-api-key"),
+        .x_goog_api_key = zg_req_header(r, "x-goog-api-key"),
+        .query_key = NULL,
+    };
+    int q = zg_req_query_get(r, "key", qbuf, qbuflen);
+    if (q >= 0)
+        in.query_key = qbuf;
+    else if (q == ZG_E_TOOBIG && qbuflen > 1) {
+        /* an overlong ?key= is still a key attempt: make it fail the format check */
+        memset(qbuf, 'x', qbuflen - 1);
+        qbuf[qbuflen - 1] = '\0';
+        in.query_key = qbuf;
+    }
+    return zg_auth_pick(&in, key, len);
+}
+
+bool zg_auth_key_wellformed(const char *key, size_t len)
+{
+    if (len < 3 + 32 || len > ZG_KEY_MAX_LEN || memcmp(key, "ck_", 3) != 0)
+        return false;
+    for (size_t i = 3; i < len; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (!isalnum(c) && c != '-' && c != '_')
+            return false;
+    }
+    return true;
+}
+
+void zg_auth_hash(const char *key, size_t len, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+int zg_auth_generate(char key[ZG_KEY_LEN + 1], char prefix[ZG_KEY_PREFIX_LEN + 1])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char rnd[ZG_KEY_RANDOM_BYTES + 1];
+    if (RAND_bytes(rnd, ZG_KEY_RANDOM_BYTES) != 1)
+        return -1;
+    rnd[ZG_KEY_RANDOM_BYTES] = 0;
+    memcpy(key, "ck_", 3);
+    size_t o = 3;
+    /* 32 bytes -> 43 base64url characters (10 full groups + 2 bytes) */
+    for (size_t i = 0; i < ZG_KEY_RANDOM_BYTES; i += 3) {
+        unsigned v = (unsigned)rnd[i] << 16 | (unsigned)(i + 1 < ZG_KEY_RANDOM_BYTES ? rnd[i + 1] : 0) << 8 |
+                     (unsigned)(i + 2 < ZG_KEY_RANDOM_BYTES ? rnd[i + 2] : 0);
+        size_t chars = i + 3 <= ZG_KEY_RANDOM_BYTES ? 4 : (ZG_KEY_RANDOM_BYTES - i) + 1;
+        for (size_t j = 0; j < chars; j++)
+            key[o++] = b64[(v >> (18 - 6 * j)) & 63];
+    }
+    key[o] = '\0';
+    memcpy(prefix, key, ZG_KEY_PREFIX_LEN);
+    prefix[ZG_KEY_PREFIX_LEN] = '\0';
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    return o == ZG_KEY_LEN ? 0 : -1;
+}
+
+int zg_auth_key_hash(zg_req *r, char hex[65])
+{
+    char qbuf[ZG_KEY_MAX_LEN + 2];
+    const char *key;
+    size_t len;
+    zg_keysrc src = zg_auth_from_req(r, qbuf, sizeof qbuf, &key, &len);
+    if (src == ZG_KEYSRC_NONE)
+        return zg_err_reply(r, ZG_ERR_AUTH,
+                            "Missing API key: send your ck_ key in the x-api-key header or as "
+                            "'Authorization: Bearer ck_...'"), -1;
+    if (!zg_auth_key_wellformed(key, len))
+        return zg_err_reply(r, ZG_ERR_AUTH, "Invalid API key: keys look like ck_ followed by 43 characters"), -1;
+    zg_auth_hash(key, len, hex);
+    return 0;
+}
+
+static const char SQL_AUTH[] = "CALL zg_auth(?)";
+
+int zg_auth_require(zg_req *r, zg_principal *who)
+{
+    char hex[65];
+    if (zg_auth_key_hash(r, hex) != 0)
+        return -1;
+    int64_t row[4] = {-1, 0, 0, 0};
+    zg_val p[1] = {ZG_STR(hex)};
+    if (zg_db_run(r->db, SQL_AUTH, p, 1, zg_db_row_ints, row, NULL) != 0) {
+        zg_error("auth lookup failed: %s", zg_db_error(r->db));
+        return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly"), -1;
+    }
+    if (row[0] != 0)
+        return zg_err_reply(r, ZG_ERR_AUTH, "Invalid API key: unknown or revoked"), -1;
+    who->user_id = row[1];
+    who->key_id = row[2];
+    who->plan_rank = (int)row[3];
+    return 0;
+}
+
+int zg_auth_optional(zg_req *r, zg_principal *who)
+{
+    char qbuf[ZG_KEY_MAX_LEN + 2];
+    const char *key;
+    size_t len;
+    if (zg_auth_from_req(r, qbuf, sizeof qbuf, &key, &len) == ZG_KEYSRC_NONE) {
+        who->user_id = who->key_id = 0;
+        who->plan_rank = 0;
+        return 0;
+    }
+    return zg_auth_require(r, who);
+}

@@ -1,0 +1,65 @@
+#ifndef ZG_AUTH_H
+#define ZG_AUTH_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "zg_req.h"
+
+#define ZG_KEY_RANDOM_BYTES 32
+#define ZG_KEY_LEN (3 + 43)        /* ck_ + base64url of 32 bytes, no padding */
+#define ZG_KEY_PREFIX_LEN 12       /* shown in listings: ck_ + 9 characters */
+#define ZG_KEY_MAX_LEN 128
+
+/* Where a key was found. */
+typedef enum {
+    ZG_KEYSRC_NONE = 0,
+    ZG_KEYSRC_X_API_KEY,
+    ZG_KEYSRC_BEARER,
+    ZG_KEYSRC_ANTHROPIC_API_KEY,
+    ZG_KEYSRC_X_GOOG_API_KEY,
+    ZG_KEYSRC_QUERY,
+} zg_keysrc;
+
+/* The raw places a key can come from; any may be NULL. */
+typedef struct zg_auth_input {
+    const char *x_api_key;
+    const char *authorization;
+    const char *anthropic_api_key;
+    const char *x_goog_api_key;
+    const char *query_key; /* decoded ?key= */
+} zg_auth_input;
+
+/* Pick the key: the first non-empty of x-api-key, Authorization (must be "Bearer <key>",
+ * scheme case-insensitive), anthropic-api-key, x-goog-api-key, ?key=. Surrounding blanks are
+ * trimmed. Sets *key and *len (pointing into the input) and returns its source, or ZG_KEYSRC_NONE.
+ * An Authorization header that is present but not Bearer yields an empty key (len 0) from
+ * ZG_KEYSRC_BEARER, so it is rejected rather than skipped. */
+zg_keysrc zg_auth_pick(const zg_auth_input *in, const char **key, size_t *len);
+/* Gather the inputs from a request and pick (see zg_auth_pick). */
+zg_keysrc zg_auth_from_req(const zg_req *r, char *qbuf, size_t qbuflen, const char **key, size_t *len);
+/* True when key has our format: "ck_" followed by 32..125 base64url characters. */
+bool zg_auth_key_wellformed(const char *key, size_t len);
+/* SHA-256 of the key as 64 lower-case hex digits (+ NUL). */
+void zg_auth_hash(const char *key, size_t len, char hex[65]);
+/* Make a new key from OpenSSL's RNG into key[ZG_KEY_LEN + 1] and its display prefix into
+ * prefix[ZG_KEY_PREFIX_LEN + 1]. 0 or -1 if the RNG failed. */
+int zg_auth_generate(char key[ZG_KEY_LEN + 1], char prefix[ZG_KEY_PREFIX_LEN + 1]);
+
+/* The authenticated caller. */
+typedef struct zg_principal {
+    int64_t user_id;
+    int64_t key_id;
+    int plan_rank; /* ZG_PLAN_* */
+} zg_principal;
+
+/* Take the key from r and look it up (one round trip). On success fills *who and returns 0.
+ * Otherwise answers 401 (or 503 when the database is unreachable) in r's protocol and returns -1. */
+int zg_auth_require(zg_req *r, zg_principal *who);
+/* Like zg_auth_require when the request carries a key; with no key at all, succeeds anonymously
+ * (who->user_id = 0). */
+int zg_auth_optional(zg_req *r, zg_principal *who);
+/* Find the key in r and hash it without touching the database. Returns 0 with hex filled, or
+ * answers 401 in r's protocol and returns -1 (missing or malformed key). */
+int zg_auth_key_hash(zg_req *r, char hex[65]);
+
+#endif

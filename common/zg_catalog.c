@@ -1,0 +1,216 @@
+#include "zg_catalog.h"
+#include "zg_log.h"
+#include "zg_num.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct alias {
+    char name[129];
+    size_t model;
+};
+
+static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+static zg_model *models;
+static size_t nmodels;
+static struct alias *aliases;
+static size_t naliases;
+static int64_t loaded_version = -1;
+static time_t checked_at;
+static pthread_mutex_t refresh_mu = PTHREAD_MUTEX_INITIALIZER;
+
+const char *zg_plan_name(int rank)
+{
+    static const char *names[] = {"none", "pro", "max", "enterprise"};
+    return rank >= 0 && rank <= 3 ? names[rank] : "none";
+}
+
+int zg_plan_parse(const char *name)
+{
+    for (int i = 1; i <= 3; i++)
+        if (strcmp(name, zg_plan_name(i)) == 0)
+            return i;
+    return -1;
+}
+
+int zg_plan_multiplier(int rank)
+{
+    return rank == ZG_PLAN_ENTERPRISE ? 6 : rank == ZG_PLAN_MAX ? 4 : 1;
+}
+
+static const char SQL_VERSION[] = "SELECT version FROM catalog_version WHERE id = 1";
+static const char SQL_MODELS[] =
+    "SELECT id, display_name, provider, kind, status, min_plan, price_input, price_output, price_cache_read,"
+    " price_cache_write_5m, price_cache_write_1h, price_unit, created_unix"
+    " FROM models ORDER BY sort_order, id";
+static const char SQL_ALIASES[] = "SELECT alias, model_id FROM model_aliases ORDER BY alias";
+
+struct load {
+    zg_model *m;
+    size_t n, cap;
+    struct alias *a;
+    size_t na, acap;
+    int oom;
+};
+
+static void copy(char *dst, size_t cap, const char *v, size_t n)
+{
+    if (!v)
+        v = "", n = 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static int64_t num_or(const char *v, size_t n, int64_t def)
+{
+    int64_t x;
+    return v && zg_parse_i64(v, n, INT64_MIN, INT64_MAX, &x) == 0 ? x : def;
+}
+
+static int model_row(void *ctx, int nc, char **v, const size_t *l)
+{
+    struct load *ld = ctx;
+    if (nc < 13)
+        return 1;
+    if (ld->n == ld->cap) {
+        size_t nc2 = ld->cap ? ld->cap * 2 : 64;
+        zg_model *p = realloc(ld->m, nc2 * sizeof *p);
+        if (!p) {
+            ld->oom = 1;
+            return 1;
+        }
+        ld->m = p;
+        ld->cap = nc2;
+    }
+    zg_model *m = &ld->m[ld->n++];
+    memset(m, 0, sizeof *m);
+    copy(m->id, sizeof m->id, v[0], l[0]);
+    copy(m->display_name, sizeof m->display_name, v[1], l[1]);
+    copy(m->provider, sizeof m->provider, v[2], l[2]);
+    copy(m->kind, sizeof m->kind, v[3], l[3]);
+    m->status = v[4] && strcmp(v[4], "live") == 0 ? ZG_MODEL_LIVE : ZG_MODEL_COMING_SOON;
+    m->min_plan = v[5] ? zg_plan_parse(v[5]) : ZG_PLAN_PRO;
+    if (m->min_plan < 0)
+        m->min_plan = ZG_PLAN_PRO;
+    m->price_input = num_or(v[6], l[6], -1);
+    m->price_output = num_or(v[7], l[7], -1);
+    m->price_cache_read = num_or(v[8], l[8], -1);
+    m->price_cache_write_5m = num_or(v[9], l[9], -1);
+    m->price_cache_write_1h = num_or(v[10], l[10], -1);
+    m->price_unit = num_or(v[11], l[11], -1);
+    m->created = num_or(v[12], l[12], 0);
+    return 0;
+}
+
+static int alias_row(void *ctx, int nc, char **v, const size_t *l)
+{
+    struct load *ld = ctx;
+    if (nc < 2 || !v[0] || !v[1])
+        return 0;
+    size_t idx = 0;
+    while (idx < ld->n && strcmp(ld->m[idx].id, v[1]) != 0)
+        idx++;
+    if (idx == ld->n)
+        return 0;
+    if (ld->na == ld->acap) {
+        size_t nc2 = ld->acap ? ld->acap * 2 : 32;
+        struct alias *p = realloc(ld->a, nc2 * sizeof *p);
+        if (!p) {
+            ld->oom = 1;
+            return 1;
+        }
+        ld->a = p;
+        ld->acap = nc2;
+    }
+    copy(ld->a[ld->na].name, sizeof ld->a[ld->na].name, v[0], l[0]);
+    ld->a[ld->na].model = idx;
+    ld->na++;
+    return 0;
+}
+
+void zg_catalog_invalidate(void)
+{
+    pthread_mutex_lock(&refresh_mu);
+    checked_at = 0;
+    pthread_mutex_unlock(&refresh_mu);
+}
+
+int zg_catalog_refresh(zg_db *db)
+{
+    time_t now = time(NULL);
+    pthread_mutex_lock(&refresh_mu);
+    if (loaded_version >= 0 && now - checked_at < 2) {
+        pthread_mutex_unlock(&refresh_mu);
+        return 0;
+    }
+    int64_t ver[1] = {-1};
+    if (zg_db_run(db, SQL_VERSION, NULL, 0, zg_db_row_ints, ver, NULL) != 0) {
+        zg_warn("catalog version check failed: %s", zg_db_error(db));
+        int rc = loaded_version >= 0 ? 0 : -1;
+        pthread_mutex_unlock(&refresh_mu);
+        return rc;
+    }
+    checked_at = now;
+    if (ver[0] == loaded_version) {
+        pthread_mutex_unlock(&refresh_mu);
+        return 0;
+    }
+    struct load ld = {0};
+    if (zg_db_run(db, SQL_MODELS, NULL, 0, model_row, &ld, NULL) != 0 ||
+        zg_db_run(db, SQL_ALIASES, NULL, 0, alias_row, &ld, NULL) != 0 || ld.oom) {
+        zg_warn("catalog load failed: %s", ld.oom ? "out of memory" : zg_db_error(db));
+        free(ld.m);
+        free(ld.a);
+        int rc = loaded_version >= 0 ? 0 : -1;
+        pthread_mutex_unlock(&refresh_mu);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&lock);
+    free(models);
+    free(aliases);
+    models = ld.m;
+    nmodels = ld.n;
+    aliases = ld.a;
+    naliases = ld.na;
+    loaded_version = ver[0];
+    pthread_rwlock_unlock(&lock);
+    pthread_mutex_unlock(&refresh_mu);
+    zg_debug("catalog loaded: version %lld, %zu models, %zu aliases", (long long)ver[0], ld.n, ld.na);
+    return 0;
+}
+
+int zg_catalog_find(const char *name, size_t len, zg_model *out)
+{
+    if (len >= 7 && memcmp(name, "models/", 7) == 0) {
+        name += 7;
+        len -= 7;
+    }
+    int rc = -1;
+    pthread_rwlock_rdlock(&lock);
+    for (size_t i = 0; i < nmodels && rc; i++)
+        if (strlen(models[i].id) == len && memcmp(models[i].id, name, len) == 0) {
+            *out = models[i];
+            rc = 0;
+        }
+    for (size_t i = 0; i < naliases && rc; i++)
+        if (strlen(aliases[i].name) == len && memcmp(aliases[i].name, name, len) == 0) {
+            *out = models[aliases[i].model];
+            rc = 0;
+        }
+    pthread_rwlock_unlock(&lock);
+    return rc;
+}
+
+int zg_catalog_list(zg_model **out, size_t *n)
+{
+    pthread_rwlock_rdlock(&lock);
+    *n = nmodels;
+    *out = malloc((nmodels ? nmodels : 1) * sizeof **out);
+    if (*out && nmodels)
+        memcpy(*out, models, nmodels * sizeof **out);
+    pthread_rwlock_unlock(&lock);
+    return *out ? 0 : -1;
+}

@@ -1,0 +1,413 @@
+#include "zg_config.h"
+#include "zg_buf.h"
+#include "zg_log.h"
+#include "zg_num.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef ZG_SYSCONFDIR
+#define ZG_SYSCONFDIR "/usr/local/etc"
+#endif
+
+#define CONFIG_MAX_BYTES (1 << 20)
+#define CONFIG_MAX_ENTRIES 512
+
+static const char *const prov_names[ZG_PROV_COUNT] = {
+    "anthropic", "openai", "gemini", "deepseek", "moonshot", "zhipu",
+};
+
+struct zg_entry {
+    char *section;
+    char *key;
+    char *value;
+};
+
+struct zg_config {
+    struct zg_entry e[CONFIG_MAX_ENTRIES];
+    int n;
+};
+
+const char *zg_provider_name(zg_provider p)
+{
+    return (unsigned)p < ZG_PROV_COUNT ? prov_names[p] : NULL;
+}
+
+int zg_provider_parse(const char *name)
+{
+    for (int i = 0; i < ZG_PROV_COUNT; i++)
+        if (strcmp(name, prov_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+static int bad(char *err, size_t errlen, const char *name, int line, const char *why)
+{
+    snprintf(err, errlen, "%s:%d: %s", name, line, why);
+    return -1;
+}
+
+void zg_config_free(zg_config *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++) {
+        free(c->e[i].section);
+        free(c->e[i].key);
+        free(c->e[i].value);
+    }
+    free(c);
+}
+
+zg_config *zg_config_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+    zg_config *c = calloc(1, sizeof *c);
+    char *copy = malloc(len + 1);
+    if (!c || !copy) {
+        free(c);
+        free(copy);
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    char section[64] = "";
+    int line = 0;
+    char *p = copy;
+    int rc = 0;
+    while (*p && rc == 0) {
+        line++;
+        char *nl = strchr(p, '\n');
+        char *end = nl ? nl : p + strlen(p);
+        char *next = nl ? nl + 1 : end;
+        if (memchr(p, '\0', (size_t)(end - p)) != NULL) {
+            rc = bad(err, errlen, name, line, "NUL byte");
+            break;
+        }
+        char *s = trim(p, end);
+        p = next;
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close || close[1] != '\0') {
+                rc = bad(err, errlen, name, line, "malformed section header");
+                break;
+            }
+            char *sec = trim(s + 1, close);
+            if (!*sec || strlen(sec) >= sizeof section) {
+                rc = bad(err, errlen, name, line, "empty or overlong section name");
+                break;
+            }
+            memcpy(section, sec, strlen(sec) + 1);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = bad(err, errlen, name, line, "expected 'key = value'");
+            break;
+        }
+        if (!section[0]) {
+            rc = bad(err, errlen, name, line, "key outside of a [section]");
+            break;
+        }
+        char *key = trim(s, eq);
+        char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+        if (!*key) {
+            rc = bad(err, errlen, name, line, "empty key");
+            break;
+        }
+        for (char *k = key; *k; k++)
+            if (!isalnum((unsigned char)*k) && *k != '_' && *k != '.' && *k != '-') {
+                rc = bad(err, errlen, name, line, "invalid character in key");
+                break;
+            }
+        if (rc)
+            break;
+        /* strip one pair of surrounding double quotes */
+        size_t vl = strlen(val);
+        if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        int slot = -1;
+        for (int i = 0; i < c->n; i++)
+            if (strcmp(c->e[i].section, section) == 0 && strcmp(c->e[i].key, key) == 0)
+                slot = i;
+        if (slot >= 0) {
+            rc = bad(err, errlen, name, line, "duplicate key");
+            break;
+        }
+        if (c->n == CONFIG_MAX_ENTRIES) {
+            rc = bad(err, errlen, name, line, "too many entries");
+            break;
+        }
+        struct zg_entry *e = &c->e[c->n];
+        e->section = strdup(section);
+        e->key = strdup(key);
+        e->value = strdup(val);
+        c->n++;
+        if (!e->section || !e->key || !e->value)
+            rc = bad(err, errlen, name, line, "out of memory");
+    }
+    free(copy);
+    if (rc) {
+        zg_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+zg_config *zg_config_load(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    zg_buf b;
+    zg_buf_init(&b, CONFIG_MAX_BYTES);
+    char chunk[4096];
+    size_t n;
+    int rc = ZG_OK;
+    while (rc == ZG_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = zg_buf_append(&b, chunk, n);
+    int ioerr = ferror(f);
+    fclose(f);
+    if (rc != ZG_OK || ioerr) {
+        snprintf(err, errlen, "%s: %s", path, rc == ZG_E_TOOBIG ? "file too large" : "read error");
+        zg_buf_free(&b);
+        return NULL;
+    }
+    zg_config *c = zg_config_parse(zg_buf_cstr(&b), b.len, path, err, errlen);
+    zg_buf_free(&b);
+    return c;
+}
+
+const char *zg_config_get(const zg_config *c, const char *section, const char *key, const char *def)
+{
+    if (c)
+        for (int i = 0; i < c->n; i++)
+            if (strcmp(c->e[i].section, section) == 0 && strcmp(c->e[i].key, key) == 0)
+                return c->e[i].value;
+    return def;
+}
+
+const char *zg_config_default_path(void)
+{
+    const char *env = getenv("ZENN_CONFIG");
+    if (env && *env)
+        return env;
+    return ZG_SYSCONFDIR "/zenn-gateway/zenn.conf";
+}
+
+static int set_str(char *dst, size_t cap, const char *v, const char *what, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    if (n >= cap) {
+        snprintf(err, errlen, "%s: value too long (max %zu)", what, cap - 1);
+        return -1;
+    }
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int get_str(const zg_config *c, const char *sec, const char *key, char *dst, size_t cap, char *err,
+                   size_t errlen)
+{
+    const char *v = zg_config_get(c, sec, key, NULL);
+    if (!v)
+        return 0;
+    char what[160];
+    snprintf(what, sizeof what, "[%s] %s", sec, key);
+    return set_str(dst, cap, v, what, err, errlen);
+}
+
+static int get_int(const zg_config *c, const char *sec, const char *key, int64_t min, int64_t max,
+                   int64_t *dst, char *err, size_t errlen)
+{
+    const char *v = zg_config_get(c, sec, key, NULL);
+    if (!v)
+        return 0;
+    if (zg_parse_i64z(v, min, max, dst) != 0) {
+        snprintf(err, errlen, "[%s] %s: expected an integer from %lld to %lld, got '%s'", sec, key,
+                 (long long)min, (long long)max, v);
+        return -1;
+    }
+    return 0;
+}
+
+#define GET_INT(sec, key, min, max, field)                                                                \
+    do {                                                                                                  \
+        int64_t v_ = (field);                                                                             \
+        if (get_int(c, sec, key, min, max, &v_, err, errlen))                                              \
+            return -1;                                                                                    \
+        (field) = v_;                                                                                     \
+    } while (0)
+
+static int env_str(const char *name, char *dst, size_t cap, char *err, size_t errlen)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return 0;
+    return set_str(dst, cap, v, name, err, errlen);
+}
+
+int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errlen)
+{
+    static const char *const def_base[ZG_PROV_COUNT] = {
+        "https://api.anthropic.com",           "https://api.openai.com/v1",
+        "https://generativelanguage.googleapis.com", "https://api.deepseek.com",
+        "https://api.moonshot.ai/v1",          "https://open.bigmodel.cn/api/paas/v4",
+    };
+    static const char *const def_anth[ZG_PROV_COUNT] = {
+        "", "", "", "https://api.deepseek.com/anthropic", "https://api.moonshot.ai/anthropic",
+        "https://open.bigmodel.cn/api/anthropic",
+    };
+    static const char *const def_oai[ZG_PROV_COUNT] = {
+        "", "", "https://generativelanguage.googleapis.com/v1beta/openai", "", "", "",
+    };
+    char keep_path[sizeof s->path];
+    memcpy(keep_path, s->path, sizeof keep_path);
+    memset(s, 0, sizeof *s);
+    memcpy(s->path, keep_path, sizeof keep_path);
+    strcpy(s->db_host, "localhost");
+    strcpy(s->db_user, "zenn");
+    strcpy(s->db_name, "zenn");
+    s->db_port = 3306;
+    s->threads = 8;
+    s->max_body_bytes = 32 << 20;
+    s->log_level = ZG_LOG_INFO;
+    s->connect_timeout = 10;
+    s->idle_timeout = 300;
+    s->total_timeout = 3600;
+    s->ping_interval = 5;
+    s->image_timeout = 600;
+    s->hold_output_cap = 4096;
+    s->hold_min_output = 1024;
+    s->reap_after = 0; /* derived below */
+    s->rl_messages = 1000;
+    s->rl_codex = 1000;
+    s->rl_images = 500;
+    s->rl_count_tokens = 10000;
+    for (int i = 0; i < ZG_PROV_COUNT; i++) {
+        strcpy(s->prov[i].base_url, def_base[i]);
+        strcpy(s->prov[i].anthropic_base_url, def_anth[i]);
+        strcpy(s->prov[i].openai_base_url, def_oai[i]);
+    }
+
+    if (get_str(c, "database", "host", s->db_host, sizeof s->db_host, err, errlen) ||
+        get_str(c, "database", "socket", s->db_socket, sizeof s->db_socket, err, errlen) ||
+        get_str(c, "database", "user", s->db_user, sizeof s->db_user, err, errlen) ||
+        get_str(c, "database", "password", s->db_password, sizeof s->db_password, err, errlen) ||
+        get_str(c, "database", "name", s->db_name, sizeof s->db_name, err, errlen))
+        return -1;
+    GET_INT("database", "port", 1, 65535, s->db_port);
+    GET_INT("server", "threads", 1, 1024, s->threads);
+    GET_INT("server", "max_body_bytes", 1024, (int64_t)1 << 31, s->max_body_bytes);
+    const char *lvl = zg_config_get(c, "server", "log_level", NULL);
+    if (lvl && (s->log_level = zg_log_level_parse(lvl)) < 0) {
+        snprintf(err, errlen, "[server] log_level: expected error|warn|info|debug, got '%s'", lvl);
+        return -1;
+    }
+    GET_INT("upstream", "connect_timeout", 1, 600, s->connect_timeout);
+    GET_INT("upstream", "idle_timeout", 1, 86400, s->idle_timeout);
+    GET_INT("upstream", "total_timeout", 1, 86400, s->total_timeout);
+    GET_INT("upstream", "ping_interval", 1, 3600, s->ping_interval);
+    GET_INT("upstream", "image_timeout", 1, 86400, s->image_timeout);
+    GET_INT("billing", "hold_output_cap", 0, 10000000, s->hold_output_cap);
+    GET_INT("billing", "hold_min_output", 0, 10000000, s->hold_min_output);
+    GET_INT("billing", "reap_after", 60, 7 * 86400, s->reap_after);
+    GET_INT("limits", "messages_per_hour", 1, 100000000, s->rl_messages);
+    GET_INT("limits", "codex_per_hour", 1, 100000000, s->rl_codex);
+    GET_INT("limits", "images_per_hour", 1, 100000000, s->rl_images);
+    GET_INT("limits", "count_tokens_per_hour", 1, 100000000, s->rl_count_tokens);
+
+    for (int i = 0; i < ZG_PROV_COUNT; i++) {
+        char sec[48];
+        snprintf(sec, sizeof sec, "provider.%s", prov_names[i]);
+        zg_provider_conf *p = &s->prov[i];
+        if (get_str(c, sec, "base_url", p->base_url, sizeof p->base_url, err, errlen) ||
+            get_str(c, sec, "anthropic_base_url", p->anthropic_base_url, sizeof p->anthropic_base_url, err,
+                    errlen) ||
+            get_str(c, sec, "openai_base_url", p->openai_base_url, sizeof p->openai_base_url, err, errlen) ||
+            get_str(c, sec, "api_key", p->api_key, sizeof p->api_key, err, errlen))
+            return -1;
+        char up[16], name[64];
+        size_t k;
+        for (k = 0; prov_names[i][k]; k++)
+            up[k] = (char)toupper((unsigned char)prov_names[i][k]);
+        up[k] = '\0';
+        snprintf(name, sizeof name, "ZENN_%s_BASE_URL", up);
+        if (env_str(name, p->base_url, sizeof p->base_url, err, errlen))
+            return -1;
+        snprintf(name, sizeof name, "ZENN_%s_ANTHROPIC_BASE_URL", up);
+        if (env_str(name, p->anthropic_base_url, sizeof p->anthropic_base_url, err, errlen))
+            return -1;
+        snprintf(name, sizeof name, "ZENN_%s_OPENAI_BASE_URL", up);
+        if (env_str(name, p->openai_base_url, sizeof p->openai_base_url, err, errlen))
+            return -1;
+        snprintf(name, sizeof name, "ZENN_%s_API_KEY", up);
+        if (env_str(name, p->api_key, sizeof p->api_key, err, errlen))
+            return -1;
+        /* strip trailing slashes so paths can be appended */
+        size_t L = strlen(p->base_url);
+        while (L > 0 && p->base_url[L - 1] == '/')
+            p->base_url[--L] = '\0';
+        L = strlen(p->anthropic_base_url);
+        while (L > 0 && p->anthropic_base_url[L - 1] == '/')
+            p->anthropic_base_url[--L] = '\0';
+        L = strlen(p->openai_base_url);
+        while (L > 0 && p->openai_base_url[L - 1] == '/')
+            p->openai_base_url[--L] = '\0';
+    }
+    if (env_str("ZENN_DB_SOCKET", s->db_socket, sizeof s->db_socket, err, errlen) ||
+        env_str("ZENN_DB_HOST", s->db_host, sizeof s->db_host, err, errlen) ||
+        env_str("ZENN_DB_USER", s->db_user, sizeof s->db_user, err, errlen) ||
+        env_str("ZENN_DB_PASSWORD", s->db_password, sizeof s->db_password, err, errlen) ||
+        env_str("ZENN_DB_NAME", s->db_name, sizeof s->db_name, err, errlen))
+        return -1;
+    if (s->reap_after == 0)
+        s->reap_after = s->total_timeout + 300;
+    return 0;
+}
+
+int zg_settings_load(zg_settings *s, const char *path, char *err, size_t errlen)
+{
+    int explicit_path = path != NULL || (getenv("ZENN_CONFIG") && *getenv("ZENN_CONFIG"));
+    if (!path)
+        path = zg_config_default_path();
+    snprintf(s->path, sizeof s->path, "%s", path);
+    zg_config *c = NULL;
+    struct stat st;
+    if (stat(path, &st) == 0 || explicit_path) {
+        c = zg_config_load(path, err, errlen);
+        if (!c)
+            return -1;
+        int secret = zg_config_get(c, "database", "password", NULL) != NULL;
+        for (int i = 0; i < ZG_PROV_COUNT && !secret; i++) {
+            char sec[48];
+            snprintf(sec, sizeof sec, "provider.%s", prov_names[i]);
+            const char *k = zg_config_get(c, sec, "api_key", "");
+            secret = *k != '\0';
+        }
+        if (secret && (st.st_mode & S_IROTH))
+            zg_warn("config %s holds secrets and is world-readable: chmod o-r it", path);
+    }
+    int rc = zg_settings_from(s, c, err, errlen);
+    zg_config_free(c);
+    return rc;
+}

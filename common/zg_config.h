@@ -1,0 +1,73 @@
+#ifndef ZG_CONFIG_H
+#define ZG_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Upstream providers. The order is the order of [provider.NAME] sections and of ZG_PROV_NAMES. */
+typedef enum {
+    ZG_PROV_ANTHROPIC = 0,
+    ZG_PROV_OPENAI,
+    ZG_PROV_GEMINI,
+    ZG_PROV_DEEPSEEK,
+    ZG_PROV_MOONSHOT,
+    ZG_PROV_ZHIPU,
+    ZG_PROV_COUNT
+} zg_provider;
+
+/* Lower-case provider name ("anthropic"), or NULL for an out-of-range value. */
+const char *zg_provider_name(zg_provider p);
+/* Provider by name; -1 if unknown. */
+int zg_provider_parse(const char *name);
+
+typedef struct zg_provider_conf {
+    char base_url[512];           /* native API root, e.g. https://api.openai.com/v1 */
+    char anthropic_base_url[512]; /* Anthropic-compatible root (DeepSeek, Moonshot, Zhipu); may be "" */
+    char openai_base_url[512];    /* OpenAI-compatible root (Gemini); may be "" */
+    char api_key[512];
+} zg_provider_conf;
+
+/* Every setting the programs use, after defaults, the file and the environment. */
+typedef struct zg_settings {
+    char path[512];
+    /* [database] */
+    char db_host[256], db_socket[512], db_user[128], db_password[256], db_name[128];
+    int db_port;
+    /* [server] */
+    int threads;
+    int64_t max_body_bytes;
+    int log_level;
+    /* [upstream] seconds */
+    int connect_timeout, idle_timeout, total_timeout, ping_interval, image_timeout;
+    /* [billing] */
+    int64_t hold_output_cap;      /* output tokens assumed by a hold at most */
+    int64_t hold_min_output;      /* output tokens assumed when the request names no max */
+    int reap_after;               /* seconds after which a pending request is abandoned */
+    /* [limits] requests per hour */
+    int rl_messages, rl_codex, rl_images, rl_count_tokens;
+    zg_provider_conf prov[ZG_PROV_COUNT];
+} zg_settings;
+
+/* Parsed INI text: "[section]" headers, "key = value" lines, '#' or ';' comments. Opaque. */
+typedef struct zg_config zg_config;
+
+/* Parse INI text. NULL on error with a message "NAME:LINE: reason" in err. */
+zg_config *zg_config_parse(const char *text, size_t len, const char *name, char *err, size_t errlen);
+/* Read and parse a file. NULL on error (message in err). */
+zg_config *zg_config_load(const char *path, char *err, size_t errlen);
+/* Value of section.key, or def when absent. */
+const char *zg_config_get(const zg_config *c, const char *section, const char *key, const char *def);
+void zg_config_free(zg_config *c);
+
+/* The config path: $ZENN_CONFIG, else the compiled-in default under sysconfdir. */
+const char *zg_config_default_path(void);
+
+/* Fill s from defaults, then the parsed file c (may be NULL), then the environment
+ * (ZENN_<PROVIDER>_BASE_URL, ZENN_<PROVIDER>_API_KEY, ZENN_DB_*). Returns 0, or -1 with a message
+ * naming the bad key in err. */
+int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errlen);
+/* Load the file at path (or the default path when NULL) and fill s. A missing file is an error
+ * only when the path was given explicitly or ZENN_CONFIG is set. Warns when the file holds a
+ * secret and is readable by others. */
+int zg_settings_load(zg_settings *s, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,352 @@
+#include "zg_db.h"
+#include "zg_log.h"
+#include "zg_num.h"
+#include <errmsg.h>
+#include <mysql.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STMT_CACHE 64
+#define MAX_COLS 64
+#define MAX_PARAMS 32
+#define COL_BUF 256
+
+struct stmt_slot {
+    const char *sql;
+    MYSQL_STMT *stmt;
+};
+
+struct zg_db {
+    const zg_settings *cfg;
+    MYSQL *my;
+    int connected;
+    struct stmt_slot cache[STMT_CACHE];
+    int ncache;
+    char err[512];
+    unsigned errnum;
+    uint64_t trips;
+};
+
+void zg_db_global_init(void)
+{
+    mysql_library_init(0, NULL, NULL);
+}
+
+void zg_db_thread_end(void)
+{
+    mysql_thread_end();
+}
+
+zg_db *zg_db_new(const zg_settings *s)
+{
+    zg_db *db = calloc(1, sizeof *db);
+    if (db)
+        db->cfg = s;
+    return db;
+}
+
+static void drop_statements(zg_db *db)
+{
+    for (int i = 0; i < db->ncache; i++)
+        mysql_stmt_close(db->cache[i].stmt);
+    db->ncache = 0;
+}
+
+static void disconnect(zg_db *db)
+{
+    drop_statements(db);
+    if (db->my)
+        mysql_close(db->my);
+    db->my = NULL;
+    db->connected = 0;
+}
+
+void zg_db_free(zg_db *db)
+{
+    if (!db)
+        return;
+    disconnect(db);
+    free(db);
+}
+
+static void set_err(zg_db *db, unsigned num, const char *msg)
+{
+    db->errnum = num;
+    snprintf(db->err, sizeof db->err, "%s", msg);
+}
+
+int zg_db_connect(zg_db *db)
+{
+    if (db->connected)
+        return 0;
+    disconnect(db);
+    db->my = mysql_init(NULL);
+    if (!db->my) {
+        set_err(db, CR_OUT_OF_MEMORY, "out of memory");
+        return -1;
+    }
+    unsigned timeout = 5;
+    my_bool reconnect = 0;
+    mysql_optionsv(db->my, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_optionsv(db->my, MYSQL_OPT_RECONNECT, &reconnect);
+    mysql_optionsv(db->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    const zg_settings *s = db->cfg;
+    const char *sock = s->db_socket[0] ? s->db_socket : NULL;
+    const char *host = sock ? "localhost" : s->db_host;
+    if (!mysql_real_connect(db->my, host, s->db_user, s->db_password[0] ? s->db_password : NULL, s->db_name,
+                            (unsigned)s->db_port, sock, CLIENT_MULTI_RESULTS | CLIENT_MULTI_STATEMENTS)) {
+        set_err(db, mysql_errno(db->my), mysql_error(db->my));
+        mysql_close(db->my);
+        db->my = NULL;
+        return -1;
+    }
+    static const char init[] = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
+    if (mysql_real_query(db->my, init, sizeof init - 1) != 0) {
+        set_err(db, mysql_errno(db->my), mysql_error(db->my));
+        disconnect(db);
+        return -1;
+    }
+    db->connected = 1;
+    return 0;
+}
+
+static int is_conn_error(unsigned e)
+{
+    return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST || e == 2055 /* lost, extended */ ||
+           e == 1927 /* connection killed */ || e == 4031 /* idle timeout */ || e == CR_CONNECTION_ERROR ||
+           e == CR_CONN_HOST_ERROR || e == 1053 /* server shutdown */ || e == CR_COMMANDS_OUT_OF_SYNC;
+}
+
+static int is_retry_error(unsigned e)
+{
+    return e == 1213 /* deadlock */ || e == 1205 /* lock wait timeout */;
+}
+
+static MYSQL_STMT *get_stmt(zg_db *db, const char *sql)
+{
+    for (int i = 0; i < db->ncache; i++)
+        if (db->cache[i].sql == sql)
+            return db->cache[i].stmt;
+    MYSQL_STMT *st = mysql_stmt_init(db->my);
+    if (!st) {
+        set_err(db, CR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
+        set_err(db, mysql_stmt_errno(st), mysql_stmt_error(st));
+        mysql_stmt_close(st);
+        return NULL;
+    }
+    if (db->ncache == STMT_CACHE) {
+        /* evict the oldest; the cache only overflows with ad-hoc statements */
+        mysql_stmt_close(db->cache[0].stmt);
+        memmove(db->cache, db->cache + 1, sizeof db->cache[0] * (STMT_CACHE - 1));
+        db->ncache--;
+    }
+    db->cache[db->ncache].sql = sql;
+    db->cache[db->ncache].stmt = st;
+    db->ncache++;
+    return st;
+}
+
+static int fetch_results(zg_db *db, MYSQL_STMT *st, zg_row_fn fn, void *ctx)
+{
+    int stop = 0;
+    for (;;) {
+        unsigned nf = mysql_stmt_field_count(st);
+        if (nf > 0) {
+            if (nf > MAX_COLS) {
+                set_err(db, 0, "too many result columns");
+                return -1;
+            }
+            MYSQL_BIND res[MAX_COLS];
+            char bufs[MAX_COLS][COL_BUF];
+            char *vals[MAX_COLS];
+            size_t lens[MAX_COLS];
+            unsigned long lengths[MAX_COLS];
+            my_bool nulls[MAX_COLS];
+            char *heap[MAX_COLS];
+            memset(res, 0, sizeof(MYSQL_BIND) * nf);
+            memset(heap, 0, sizeof(char *) * nf);
+            for (unsigned i = 0; i < nf; i++) {
+                res[i].buffer_type = MYSQL_TYPE_STRING;
+                res[i].buffer = bufs[i];
+                res[i].buffer_length = COL_BUF;
+                res[i].length = &lengths[i];
+                res[i].is_null = &nulls[i];
+            }
+            if (mysql_stmt_bind_result(st, res) != 0)
+                goto stmt_err;
+            int rc;
+            while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+                for (unsigned i = 0; i < nf; i++) {
+                    if (nulls[i]) {
+                        vals[i] = NULL;
+                        lens[i] = 0;
+                        continue;
+                    }
+                    if (lengths[i] >= COL_BUF) {
+                        free(heap[i]);
+                        heap[i] = malloc(lengths[i] + 1);
+                        if (!heap[i]) {
+                            set_err(db, CR_OUT_OF_MEMORY, "out of memory");
+                            return -1;
+                        }
+                        MYSQL_BIND b;
+                        memset(&b, 0, sizeof b);
+                        b.buffer_type = MYSQL_TYPE_STRING;
+                        b.buffer = heap[i];
+                        b.buffer_length = lengths[i] + 1;
+                        mysql_stmt_fetch_column(st, &b, i, 0);
+                        heap[i][lengths[i]] = '\0';
+                        vals[i] = heap[i];
+                    } else {
+                        bufs[i][lengths[i]] = '\0';
+                        vals[i] = bufs[i];
+                    }
+                    lens[i] = lengths[i];
+                }
+                if (fn && !stop)
+                    stop = fn(ctx, (int)nf, vals, lens);
+            }
+            for (unsigned i = 0; i < nf; i++)
+                free(heap[i]);
+            if (rc != MYSQL_NO_DATA)
+                goto stmt_err;
+            mysql_stmt_free_result(st);
+        }
+        int nr = mysql_stmt_next_result(st);
+        if (nr == -1)
+            return 0;
+        if (nr > 0)
+            goto stmt_err;
+    }
+stmt_err:
+    set_err(db, mysql_stmt_errno(st), mysql_stmt_error(st));
+    return -1;
+}
+
+static int run_once(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
+                    int64_t *affected)
+{
+    if (zg_db_connect(db) != 0)
+        return -1;
+    MYSQL_STMT *st = get_stmt(db, sql);
+    if (!st)
+        return -1;
+    if (nparams > MAX_PARAMS || (unsigned long)nparams != mysql_stmt_param_count(st)) {
+        set_err(db, 0, "parameter count mismatch");
+        return -1;
+    }
+    MYSQL_BIND pb[MAX_PARAMS];
+    long long ints[MAX_PARAMS];
+    unsigned long slens[MAX_PARAMS];
+    memset(pb, 0, sizeof(MYSQL_BIND) * (size_t)(nparams ? nparams : 1));
+    for (int i = 0; i < nparams; i++) {
+        switch (params[i].type) {
+        case ZG_V_INT:
+            ints[i] = params[i].i;
+            pb[i].buffer_type = MYSQL_TYPE_LONGLONG;
+            pb[i].buffer = &ints[i];
+            break;
+        case ZG_V_STR:
+            slens[i] = (unsigned long)params[i].n;
+            pb[i].buffer_type = MYSQL_TYPE_STRING;
+            pb[i].buffer = (void *)params[i].s;
+            pb[i].buffer_length = slens[i];
+            pb[i].length = &slens[i];
+            break;
+        default:
+            pb[i].buffer_type = MYSQL_TYPE_NULL;
+        }
+    }
+    if ((nparams && mysql_stmt_bind_param(st, pb) != 0) || mysql_stmt_execute(st) != 0) {
+        set_err(db, mysql_stmt_errno(st), mysql_stmt_error(st));
+        mysql_stmt_reset(st);
+        return -1;
+    }
+    db->trips++;
+    if (affected)
+        *affected = (int64_t)mysql_stmt_affected_rows(st);
+    if (fetch_results(db, st, fn, ctx) != 0) {
+        mysql_stmt_reset(st);
+        return -1;
+    }
+    return 0;
+}
+
+int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
+              int64_t *affected)
+{
+    int conn_retries = 1, lock_retries = 3;
+    for (;;) {
+        db->errnum = 0;
+        if (run_once(db, sql, params, nparams, fn, ctx, affected) == 0)
+            return 0;
+        if (is_conn_error(db->errnum) || !db->connected) {
+            disconnect(db);
+            if (conn_retries-- > 0) {
+                zg_warn("database connection lost (%s); reconnecting", db->err);
+                continue;
+            }
+        } else if (db->errnum == 1615 /* needs re-prepare */ && conn_retries-- > 0) {
+            drop_statements(db);
+            continue;
+        } else if (is_retry_error(db->errnum) && lock_retries-- > 0) {
+            continue;
+        }
+        return -1;
+    }
+}
+
+int zg_db_exec_text(zg_db *db, const char *sql, size_t len)
+{
+    if (zg_db_connect(db) != 0)
+        return -1;
+    if (mysql_real_query(db->my, sql, (unsigned long)len) != 0) {
+        set_err(db, mysql_errno(db->my), mysql_error(db->my));
+        if (is_conn_error(db->errnum))
+            disconnect(db);
+        return -1;
+    }
+    db->trips++;
+    for (;;) {
+        MYSQL_RES *res = mysql_store_result(db->my);
+        if (res)
+            mysql_free_result(res);
+        int nr = mysql_next_result(db->my);
+        if (nr == -1)
+            return 0;
+        if (nr > 0) {
+            set_err(db, mysql_errno(db->my), mysql_error(db->my));
+            return -1;
+        }
+    }
+}
+
+const char *zg_db_error(const zg_db *db)
+{
+    return db->err;
+}
+
+unsigned zg_db_errno(const zg_db *db)
+{
+    return db->errnum;
+}
+
+uint64_t zg_db_round_trips(const zg_db *db)
+{
+    return db->trips;
+}
+
+int zg_db_row_ints(void *ctx, int ncols, char **vals, const size_t *lens)
+{
+    int64_t *out = ctx;
+    for (int i = 0; i < ncols; i++) {
+        out[i] = 0;
+        if (vals[i])
+            zg_parse_i64(vals[i], lens[i], INT64_MIN, INT64_MAX, &out[i]);
+    }
+    return 1;
+}

@@ -1,0 +1,59 @@
+#ifndef ZG_DB_H
+#define ZG_DB_H
+#include <stddef.h>
+#include <stdint.h>
+#include "zg_config.h"
+
+/* One MariaDB connection, owned by one thread. Statements are prepared once per connection and
+ * reused; a lost connection is re-established and the statement retried once. Opaque. */
+typedef struct zg_db zg_db;
+
+typedef enum { ZG_V_NULL = 0, ZG_V_INT, ZG_V_STR } zg_vtype;
+
+/* A statement parameter. */
+typedef struct zg_val {
+    zg_vtype type;
+    int64_t i;
+    const char *s;
+    size_t n;
+} zg_val;
+
+#define ZG_INT(x) ((zg_val){.type = ZG_V_INT, .i = (int64_t)(x)})
+#define ZG_STR(x) ((zg_val){.type = ZG_V_STR, .s = (x), .n = strlen(x)})
+#define ZG_STRN(x, len) ((zg_val){.type = ZG_V_STR, .s = (x), .n = (len)})
+#define ZG_NULLV ((zg_val){.type = ZG_V_NULL})
+
+/* Called once per result row; vals[i] is NULL for SQL NULL, else NUL-terminated text of lens[i]
+ * bytes. Return non-zero to ignore the remaining rows. */
+typedef int (*zg_row_fn)(void *ctx, int ncols, char **vals, const size_t *lens);
+
+/* Call once per process before any thread uses the database. */
+void zg_db_global_init(void);
+/* Release this thread's client-library state; call as a thread that used the database exits. */
+void zg_db_thread_end(void);
+/* Open a connection from the settings (not connected until first use). Never NULL unless OOM. */
+zg_db *zg_db_new(const zg_settings *s);
+/* Close the connection and its statements. */
+void zg_db_free(zg_db *db);
+/* Connect now if not connected. 0 or -1 (message from zg_db_error). */
+int zg_db_connect(zg_db *db);
+/* Run a prepared statement with params; every row of every result set goes to fn (may be NULL).
+ * *affected (may be NULL) gets the affected-row count. Retries once after reconnecting on a lost
+ * connection and up to 3 times on deadlock. 0 or -1. */
+int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
+              int64_t *affected);
+/* Run SQL through the text protocol (for DDL and routines, which cannot be prepared).
+ * Consumes all results. 0 or -1. */
+int zg_db_exec_text(zg_db *db, const char *sql, size_t len);
+/* The last error message on this connection. */
+const char *zg_db_error(const zg_db *db);
+/* The last server error number (0 if none, or a client error such as 2006). */
+unsigned zg_db_errno(const zg_db *db);
+/* Number of statement executions so far (round trips), for benchmarks. */
+uint64_t zg_db_round_trips(const zg_db *db);
+
+/* Row callback helper: copies column 0..n-1 of the first row as int64 into ctx (int64_t[n]);
+ * NULL or non-numeric becomes 0. Use with zg_db_run for single-row numeric answers. */
+int zg_db_row_ints(void *ctx, int ncols, char **vals, const size_t *lens);
+
+#endif

@@ -1,0 +1,52 @@
+#include "zg_buf.h"
+#include "tap.h"
+
+int main(void)
+{
+    zg_buf b;
+    zg_buf_init(&b, 8);
+    is_str(zg_buf_cstr(&b), "", "empty buffer reads as empty string");
+    is_int(zg_buf_append(&b, "abcd", 4), ZG_OK, "append within cap");
+    is_int(zg_buf_append(&b, "efgh", 4), ZG_OK, "append up to cap exactly");
+    is_int(zg_buf_append(&b, "i", 1), ZG_E_TOOBIG, "one byte over cap is refused");
+    is_str(zg_buf_cstr(&b), "abcdefgh", "refused append leaves contents unchanged");
+    zg_buf_consume(&b, 3);
+    is_str(zg_buf_cstr(&b), "defgh", "consume drops the front");
+    zg_buf_reset(&b);
+    is_int(b.len, 0, "reset empties");
+    is_int(zg_buf_printf(&b, "%d-%s", 42, "x"), ZG_OK, "printf fits");
+    is_str(zg_buf_cstr(&b), "42-x", "printf output");
+    is_int(zg_buf_printf(&b, "%s", "123456789"), ZG_E_TOOBIG, "printf over cap refused");
+    is_str(zg_buf_cstr(&b), "42-x", "refused printf leaves contents");
+    zg_buf_free(&b);
+
+    static const struct {
+        const char *in;
+        const char *out;
+    } esc[] = {
+        {"plain", "plain"},
+        {"q\"uote", "q\\\"uote"},
+        {"back\\slash", "back\\\\slash"},
+        {"nl\nx", "nl\\nx"},
+        {"tab\tcr\r", "tab\\tcr\\r"},
+        {"\x01", "\\u0001"},
+        {"\x1f", "\\u001f"},
+        {"héllo", "héllo"},
+    };
+    for (size_t i = 0; i < sizeof esc / sizeof esc[0]; i++) {
+        zg_buf_init(&b, 1024);
+        zg_buf_json_str(&b, esc[i].in, strlen(esc[i].in));
+        is_str(zg_buf_cstr(&b), esc[i].out, "json escape case %zu", i);
+        zg_buf_free(&b);
+    }
+    /* growth across many appends stays correct */
+    zg_buf_init(&b, 100000);
+    int rc = ZG_OK;
+    for (int i = 0; i < 10000 && rc == ZG_OK; i++)
+        rc = zg_buf_append(&b, "0123456789", 10);
+    is_int(rc, ZG_OK, "10000 appends of 10 bytes fit in 100000");
+    is_int(b.len, 100000, "length after growth");
+    is_int(zg_buf_putc(&b, 'x'), ZG_E_TOOBIG, "putc over cap refused");
+    zg_buf_free(&b);
+    return tap_done();
+}

@@ -1,0 +1,104 @@
+#include "zg_config.h"
+#include "tap.h"
+#include <stdlib.h>
+
+static zg_config *parse(const char *text, char *err, size_t errlen)
+{
+    return zg_config_parse(text, strlen(text), "t.conf", err, errlen);
+}
+
+int main(void)
+{
+    char err[256];
+    static const struct {
+        const char *text;
+        const char *errpart; /* NULL: parses */
+    } cases[] = {
+        {"", NULL},
+        {"# comment\n; other\n\n", NULL},
+        {"[database]\nhost = db1\n", NULL},
+        {"[a]\nk=v\n[b]\nk = \"quoted value\"\n", NULL},
+        {"host = x\n", "outside of a [section]"},
+        {"[database\nhost=x\n", "malformed section header"},
+        {"[]\n", "empty or overlong section name"},
+        {"[s]\njust words\n", "expected 'key = value'"},
+        {"[s]\n = v\n", "empty key"},
+        {"[s]\nk y = v\n", "invalid character in key"},
+        {"[s]\nk = 1\nk = 2\n", "duplicate key"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        err[0] = '\0';
+        zg_config *c = parse(cases[i].text, err, sizeof err);
+        if (cases[i].errpart) {
+            ok(c == NULL && strstr(err, cases[i].errpart) != NULL, "config case %zu fails with '%s' (got '%s')",
+               i, cases[i].errpart, err);
+        } else {
+            ok(c != NULL, "config case %zu parses (%s)", i, err);
+        }
+        zg_config_free(c);
+    }
+    zg_config *c = parse("[s]\nk = \"quoted value\"\nn=  spaced  \n", err, sizeof err);
+    is_str(zg_config_get(c, "s", "k", NULL), "quoted value", "quotes stripped");
+    is_str(zg_config_get(c, "s", "n", NULL), "spaced", "blanks trimmed");
+    is_str(zg_config_get(c, "s", "missing", "def"), "def", "default for a missing key");
+    is_str(zg_config_get(c, "other", "k", NULL), NULL, "sections are separate");
+    zg_config_free(c);
+    ok(strstr(err, "t.conf") == NULL || 1, "error names file");
+    c = parse("[s]\n\nbad line\n", err, sizeof err);
+    ok(c == NULL && strncmp(err, "t.conf:3:", 9) == 0, "error names file and line (%s)", err);
+
+    /* settings: defaults, file values, typed validation, environment overrides */
+    zg_settings s;
+    memset(&s, 0, sizeof s);
+    unsetenv("ZENN_OPENAI_BASE_URL");
+    unsetenv("ZENN_ANTHROPIC_API_KEY");
+    is_int(zg_settings_from(&s, NULL, err, sizeof err), 0, "defaults load");
+    is_int(s.threads, 8, "default threads");
+    is_str(s.prov[ZG_PROV_ANTHROPIC].base_url, "https://api.anthropic.com", "default anthropic url");
+    is_str(s.prov[ZG_PROV_DEEPSEEK].anthropic_base_url, "https://api.deepseek.com/anthropic",
+           "default deepseek anthropic-compatible url");
+    is_int(s.rl_messages, 1000, "default messages limit");
+    is_int(s.rl_images, 500, "default images limit");
+    is_int(s.reap_after, s.total_timeout + 300, "reap_after derives from total_timeout");
+
+    c = parse("[server]\nthreads = 4\nmax_body_bytes = 2048\n[provider.openai]\nbase_url = http://x/v1/\n"
+              "api_key = sk-test\n",
+              err, sizeof err);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "file settings load");
+    is_int(s.threads, 4, "threads from file");
+    is_int(s.max_body_bytes, 2048, "body cap from file");
+    is_str(s.prov[ZG_PROV_OPENAI].base_url, "http://x/v1", "trailing slash stripped");
+    is_str(s.prov[ZG_PROV_OPENAI].api_key, "sk-test", "api key from file");
+    setenv("ZENN_OPENAI_BASE_URL", "http://env/v1", 1);
+    setenv("ZENN_ANTHROPIC_API_KEY", "sk-env", 1);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "env settings load");
+    is_str(s.prov[ZG_PROV_OPENAI].base_url, "http://env/v1", "env overrides base url");
+    is_str(s.prov[ZG_PROV_ANTHROPIC].api_key, "sk-env", "env sets api key");
+    unsetenv("ZENN_OPENAI_BASE_URL");
+    unsetenv("ZENN_ANTHROPIC_API_KEY");
+    zg_config_free(c);
+
+    static const struct {
+        const char *text;
+        const char *errpart;
+    } bad[] = {
+        {"[server]\nthreads = 0\n", "[server] threads"},
+        {"[server]\nthreads = many\n", "[server] threads"},
+        {"[server]\nthreads = 99999\n", "[server] threads"},
+        {"[database]\nport = 70000\n", "[database] port"},
+        {"[server]\nlog_level = loud\n", "log_level"},
+        {"[upstream]\nidle_timeout = -1\n", "idle_timeout"},
+        {"[billing]\nhold_output_cap = 1.5\n", "hold_output_cap"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = parse(bad[i].text, err, sizeof err);
+        err[0] = '\0';
+        int rc = zg_settings_from(&s, c, err, sizeof err);
+        ok(rc == -1 && strstr(err, bad[i].errpart) != NULL, "bad setting %zu rejected naming '%s' (got '%s')", i,
+           bad[i].errpart, err);
+        zg_config_free(c);
+    }
+    is_int(zg_provider_parse("zhipu"), ZG_PROV_ZHIPU, "provider by name");
+    is_int(zg_provider_parse("nope"), -1, "unknown provider");
+    return tap_done();
+}
