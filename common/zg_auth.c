@@ -162,7 +162,7 @@ int zg_auth_require(zg_req *r, zg_principal *who)
         return -1;
     int64_t row[4] = {-1, 0, 0, 0};
     zg_val p[1] = {ZG_STR(hex)};
-    if (zg_db_run(r->db, SQL_AUTH, p, 1, zg_db_row_ints, row, NULL) != 0) {
+    if (zg_db_run(r->db, SQL_AUTH, p, 1, zg_db_row_ints, &(zg_ints){row, 4}, NULL) != 0) {
         zg_error("auth lookup failed: %s", zg_db_error(r->db));
         return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly"), -1;
     }

@@ -147,7 +147,7 @@ int zg_catalog_refresh(zg_db *db)
         return 0;
     }
     int64_t ver[1] = {-1};
-    if (zg_db_run(db, SQL_VERSION, NULL, 0, zg_db_row_ints, ver, NULL) != 0) {
+    if (zg_db_run(db, SQL_VERSION, NULL, 0, zg_db_row_ints, &(zg_ints){ver, 1}, NULL) != 0) {
         zg_warn("catalog version check failed: %s", zg_db_error(db));
         int rc = loaded_version >= 0 ? 0 : -1;
         pthread_mutex_unlock(&refresh_mu);

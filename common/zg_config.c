@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#ifndef ZG_LOCALSTATEDIR
+#define ZG_LOCALSTATEDIR "/usr/local/var"
+#endif
 #ifndef ZG_SYSCONFDIR
 #define ZG_SYSCONFDIR "/usr/local/etc"
 #endif
@@ -298,6 +301,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->image_timeout = 600;
     s->hold_output_cap = 4096;
     s->hold_min_output = 1024;
+    s->hold_input_cap = 32768;
     s->reap_after = 0; /* derived below */
     s->rl_messages = 1000;
     s->rl_codex = 1000;
@@ -330,7 +334,10 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("upstream", "image_timeout", 1, 86400, s->image_timeout);
     GET_INT("billing", "hold_output_cap", 0, 10000000, s->hold_output_cap);
     GET_INT("billing", "hold_min_output", 0, 10000000, s->hold_min_output);
+    GET_INT("billing", "hold_input_cap", 0, 100000000, s->hold_input_cap);
     GET_INT("billing", "reap_after", 60, 7 * 86400, s->reap_after);
+    if (get_str(c, "billing", "spool_path", s->spool_path, sizeof s->spool_path, err, errlen))
+        return -1;
     GET_INT("limits", "messages_per_hour", 1, 100000000, s->rl_messages);
     GET_INT("limits", "codex_per_hour", 1, 100000000, s->rl_codex);
     GET_INT("limits", "images_per_hour", 1, 100000000, s->rl_images);
@@ -380,6 +387,10 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         env_str("ZENN_DB_PASSWORD", s->db_password, sizeof s->db_password, err, errlen) ||
         env_str("ZENN_DB_NAME", s->db_name, sizeof s->db_name, err, errlen))
         return -1;
+    if (env_str("ZENN_SPOOL_PATH", s->spool_path, sizeof s->spool_path, err, errlen))
+        return -1;
+    if (!s->spool_path[0])
+        snprintf(s->spool_path, sizeof s->spool_path, "%s", ZG_LOCALSTATEDIR "/lib/zenn-gateway/settle.spool");
     if (s->reap_after == 0)
         s->reap_after = s->total_timeout + 300;
     return 0;

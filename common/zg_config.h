@@ -41,6 +41,8 @@ typedef struct zg_settings {
     /* [billing] */
     int64_t hold_output_cap;      /* output tokens assumed by a hold at most */
     int64_t hold_min_output;      /* output tokens assumed when the request names no max */
+    int64_t hold_input_cap;       /* input tokens assumed by a hold at most */
+    char spool_path[512];         /* settlements that could not reach the database */
     int reap_after;               /* seconds after which a pending request is abandoned */
     /* [limits] requests per hour */
     int rl_messages, rl_codex, rl_images, rl_count_tokens;

@@ -342,11 +342,11 @@ uint64_t zg_db_round_trips(const zg_db *db)
 
 int zg_db_row_ints(void *ctx, int ncols, char **vals, const size_t *lens)
 {
-    int64_t *out = ctx;
-    for (int i = 0; i < ncols; i++) {
-        out[i] = 0;
+    zg_ints *out = ctx;
+    for (int i = 0; i < ncols && i < out->n; i++) {
+        out->v[i] = 0;
         if (vals[i])
-            zg_parse_i64(vals[i], lens[i], INT64_MIN, INT64_MAX, &out[i]);
+            zg_parse_i64(vals[i], lens[i], INT64_MIN, INT64_MAX, &out->v[i]);
     }
     return 1;
 }

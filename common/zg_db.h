@@ -37,7 +37,8 @@ zg_db *zg_db_new(const zg_settings *s);
 void zg_db_free(zg_db *db);
 /* Connect now if not connected. 0 or -1 (message from zg_db_error). */
 int zg_db_connect(zg_db *db);
-/* Run a prepared statement with params; every row of every result set goes to fn (may be NULL).
+/* Run a prepared statement with params. `sql` must be a string with static storage: statements are
+ * cached per connection by its address; every row of every result set goes to fn (may be NULL).
  * *affected (may be NULL) gets the affected-row count. Retries once after reconnecting on a lost
  * connection and up to 3 times on deadlock. 0 or -1. */
 int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
@@ -52,8 +53,14 @@ unsigned zg_db_errno(const zg_db *db);
 /* Number of statement executions so far (round trips), for benchmarks. */
 uint64_t zg_db_round_trips(const zg_db *db);
 
-/* Row callback helper: copies column 0..n-1 of the first row as int64 into ctx (int64_t[n]);
- * NULL or non-numeric becomes 0. Use with zg_db_run for single-row numeric answers. */
+/* Destination of zg_db_row_ints: up to n integers. */
+typedef struct zg_ints {
+    int64_t *v;
+    int n;
+} zg_ints;
+
+/* Row callback helper: copies columns 0..min(ncols, n)-1 of the first row as int64 into the
+ * zg_ints given as ctx; NULL or non-numeric becomes 0. For single-row numeric answers. */
 int zg_db_row_ints(void *ctx, int ncols, char **vals, const size_t *lens);
 
 #endif

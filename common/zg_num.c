@@ -42,7 +42,7 @@ int zg_parse_i64z(const char *s, int64_t min, int64_t max, int64_t *out)
 
 int zg_parse_usd_micros(const char *s, int64_t *out)
 {
-    if (!s || !*s)
+    if (!s || !*s || *s == '-' || *s == '+')
         return -1;
     const char *dot = strchr(s, '.');
     size_t ilen = dot ? (size_t)(dot - s) : strlen(s);
@@ -69,6 +69,8 @@ int zg_parse_usd_micros(const char *s, int64_t *out)
             frac = frac * 10 + d;
         }
     }
+    if (whole == 1000000000000LL && frac > 0)
+        return -1;
     *out = whole * 1000000 + frac;
     return 0;
 }

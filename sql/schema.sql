@@ -6,7 +6,7 @@
 CREATE TABLE IF NOT EXISTS schema_version (
   version     INT NOT NULL PRIMARY KEY,
   applied_at  DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS users (
   id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS users (
   status      ENUM('active','disabled') NOT NULL DEFAULT 'active',
   created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   UNIQUE KEY uq_users_email (email)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- One row per top-up: a lot of credits bought at one plan's multiplier.
 CREATE TABLE IF NOT EXISTS topups (
@@ -32,13 +32,13 @@ CREATE TABLE IF NOT EXISTS topups (
   created_at         DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   KEY ix_topups_user (user_id, credits_remaining),
   CONSTRAINT fk_topups_user FOREIGN KEY (user_id) REFERENCES users(id)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS api_keys (
   id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id       BIGINT UNSIGNED NOT NULL,
-  key_hash      CHAR(64) CHARACTER SET ascii NOT NULL,   -- SHA-256 of the whole key, hex
-  prefix        VARCHAR(16) CHARACTER SET ascii NOT NULL, -- display prefix, e.g. ck_AbCdEfGhJ
+  key_hash      CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,   -- SHA-256 of the whole key, hex
+  prefix        VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, -- display prefix, e.g. ck_AbCdEfGhJ
   name          VARCHAR(100) NOT NULL DEFAULT '',
   status        ENUM('active','revoked') NOT NULL DEFAULT 'active',
   spend_limit   BIGINT NULL,                            -- credits; NULL = no limit
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
   UNIQUE KEY uq_keys_prefix (prefix),
   KEY ix_keys_user (user_id),
   CONSTRAINT fk_keys_user FOREIGN KEY (user_id) REFERENCES users(id)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS models (
   id                     VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,
@@ -68,19 +68,19 @@ CREATE TABLE IF NOT EXISTS models (
   price_unit             BIGINT NULL,  -- credits per image (or per generation)
   created_unix           BIGINT NOT NULL DEFAULT 0,
   sort_order             INT NOT NULL DEFAULT 0
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS model_aliases (
   alias     VARCHAR(128) CHARACTER SET ascii NOT NULL PRIMARY KEY,
   model_id  VARCHAR(64) CHARACTER SET ascii NOT NULL,
   CONSTRAINT fk_alias_model FOREIGN KEY (model_id) REFERENCES models(id) ON DELETE CASCADE
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- Bumped by triggers on every catalog change; workers reload their in-memory catalog when it moves.
 CREATE TABLE IF NOT EXISTS catalog_version (
   id       TINYINT NOT NULL PRIMARY KEY,
   version  BIGINT NOT NULL
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 INSERT IGNORE INTO catalog_version VALUES (1, 1);
 
 -- Per user, per group, per hour window (window_start = unix seconds at the hour).
@@ -90,12 +90,12 @@ CREATE TABLE IF NOT EXISTS rate_counters (
   window_start  INT UNSIGNED NOT NULL,
   hits          INT UNSIGNED NOT NULL,
   PRIMARY KEY (user_id, grp, window_start)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- One row per metered request. Written `pending` with the hold before the upstream call, settled after.
 CREATE TABLE IF NOT EXISTS usage_log (
   id                      BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  request_id              VARCHAR(40) CHARACTER SET ascii NOT NULL,
+  request_id              VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   user_id                 BIGINT UNSIGNED NOT NULL,
   key_id                  BIGINT UNSIGNED NOT NULL,
   surface                 VARCHAR(16) CHARACTER SET ascii NOT NULL,
@@ -122,7 +122,7 @@ CREATE TABLE IF NOT EXISTS usage_log (
   UNIQUE KEY uq_usage_request (request_id),
   KEY ix_usage_user (user_id, created_at),
   KEY ix_usage_pending (status, created_at)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 DELIMITER //
 

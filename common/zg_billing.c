@@ -1,0 +1,259 @@
+#include "zg_billing.h"
+#include "zg_buf.h"
+#include "zg_log.h"
+#include "zg_num.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t zg_billing_hold_estimate(const zg_settings *cfg, const zg_model *m, int64_t input_tokens,
+                                 int64_t max_output, int64_t units)
+{
+    int64_t in = input_tokens < 0 ? 0 : input_tokens;
+    if (in > cfg->hold_input_cap)
+        in = cfg->hold_input_cap;
+    int64_t out = max_output > 0 ? max_output : cfg->hold_min_output;
+    if (out > cfg->hold_output_cap)
+        out = cfg->hold_output_cap;
+    int64_t tokens[2] = {in, out};
+    int64_t prices[2] = {m->price_input < 0 ? 0 : m->price_input, m->price_output < 0 ? 0 : m->price_output};
+    int64_t h = zg_price_tokens(tokens, prices, 2);
+    if (units > 0 && m->price_unit > 0)
+        h += units * m->price_unit;
+    return h < 1 ? 1 : h;
+}
+
+static const char SQL_ADMIT[] = "CALL zg_admit(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+int zg_billing_admit(zg_db *db, const char *key_hash, const char *request_id, const char *group, int limit,
+                     int min_plan, int64_t hold, const char *surface, const char *model, const char *provider,
+                     zg_admission *out)
+{
+    zg_val p[9] = {ZG_STR(key_hash), ZG_STR(request_id), ZG_STR(group), ZG_INT(limit), ZG_INT(min_plan),
+                   ZG_INT(hold),     ZG_STR(surface),    ZG_STR(model), ZG_STR(provider)};
+    int64_t row[7] = {-1, 0, 0, 0, 0, 0, 0};
+    memset(out, 0, sizeof *out);
+    if (zg_db_run(db, SQL_ADMIT, p, 9, zg_db_row_ints, &(zg_ints){row, 7}, NULL) != 0) {
+        zg_error("admission failed for %s: %s", request_id, zg_db_error(db));
+        out->code = ZG_ADMIT_DB_ERROR;
+        return out->code;
+    }
+    out->code = (int)row[0];
+    out->who.user_id = row[1];
+    out->who.key_id = row[2];
+    out->who.plan_rank = (int)row[3];
+    out->rl_limit = row[4];
+    out->rl_used = row[5];
+    out->rl_reset = row[6];
+    return out->code;
+}
+
+static const char SQL_SETTLE[] = "CALL zg_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+static int settle_once(zg_db *db, const char *request_id, const zg_settlement *s, int64_t *cash)
+{
+    const zg_usage *u = &s->usage;
+    zg_val p[15] = {
+        ZG_STR(request_id),
+        ZG_STR(s->status),
+        ZG_STR(s->end_reason),
+        ZG_INT(s->credits),
+        ZG_INT(u->input),
+        ZG_INT(u->output),
+        ZG_INT(u->cache_read),
+        ZG_INT(u->cache_write_5m),
+        ZG_INT(u->cache_write_1h),
+        ZG_INT(u->reasoning),
+        ZG_INT(u->units),
+        ZG_INT(s->estimated ? 1 : 0),
+        s->upstream_status > 0 ? ZG_INT(s->upstream_status) : ZG_NULLV,
+        s->ttfb_ms >= 0 ? ZG_INT(s->ttfb_ms > 2000000000 ? 2000000000 : s->ttfb_ms) : ZG_NULLV,
+        s->duration_ms >= 0 ? ZG_INT(s->duration_ms > 2000000000 ? 2000000000 : s->duration_ms) : ZG_NULLV,
+    };
+    int64_t row[2] = {-1, 0};
+    if (zg_db_run(db, SQL_SETTLE, p, 15, zg_db_row_ints, &(zg_ints){row, 2}, NULL) != 0)
+        return -1;
+    if (cash)
+        *cash = row[1];
+    return 0;
+}
+
+/* One spool line: request_id status end_reason credits in out cr cw5 cw1h reasoning units est
+ * upstream_status ttfb duration, space-separated (no field contains a space). */
+static int spool_append(const zg_settings *cfg, const char *request_id, const zg_settlement *s)
+{
+    if (!cfg || !cfg->spool_path[0])
+        return -1;
+    int fd = open(cfg->spool_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    char line[512];
+    const zg_usage *u = &s->usage;
+    int n = snprintf(line, sizeof line, "%s %s %s %lld %lld %lld %lld %lld %lld %lld %lld %d %d %lld %lld\n",
+                     request_id, s->status, s->end_reason, (long long)s->credits, (long long)u->input,
+                     (long long)u->output, (long long)u->cache_read, (long long)u->cache_write_5m,
+                     (long long)u->cache_write_1h, (long long)u->reasoning, (long long)u->units,
+                     s->estimated ? 1 : 0, s->upstream_status, (long long)s->ttfb_ms, (long long)s->duration_ms);
+    int rc = -1;
+    if (n > 0 && (size_t)n < sizeof line && flock(fd, LOCK_EX) == 0) {
+        rc = write(fd, line, (size_t)n) == n ? 0 : -1;
+        if (rc == 0)
+            rc = fsync(fd);
+        flock(fd, LOCK_UN);
+    }
+    close(fd);
+    return rc;
+}
+
+int zg_billing_settle(zg_db *db, const zg_settings *cfg, const char *request_id, const zg_settlement *s,
+                      int64_t *cash)
+{
+    static const int backoff_ms[] = {0, 50, 200, 500, 1000};
+    for (size_t i = 0; i < sizeof backoff_ms / sizeof backoff_ms[0]; i++) {
+        if (backoff_ms[i]) {
+            struct timespec ts = {0, (long)backoff_ms[i] * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (settle_once(db, request_id, s, cash) == 0)
+            return 0;
+        zg_warn("settlement of %s failed (try %zu): %s", request_id, i + 1, zg_db_error(db));
+    }
+    if (spool_append(cfg, request_id, s) == 0) {
+        zg_warn("settlement of %s spooled to %s for replay", request_id, cfg->spool_path);
+        return 0;
+    }
+    zg_error("settlement of %s LOST: database unreachable and spool unwritable (%s credits=%lld)", request_id,
+             s->end_reason, (long long)s->credits);
+    return -1;
+}
+
+static int parse_spool_line(char *line, char **rid, zg_settlement *s)
+{
+    char *f[15];
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(line, " \n", &save); t && n < 15; t = strtok_r(NULL, " \n", &save))
+        f[n++] = t;
+    if (n != 15)
+        return -1;
+    int64_t v[12];
+    for (int i = 0; i < 12; i++)
+        if (zg_parse_i64z(f[3 + i], INT64_MIN, INT64_MAX, &v[i]) != 0)
+            return -1;
+    memset(s, 0, sizeof *s);
+    *rid = f[0];
+    s->status = f[1];
+    s->end_reason = f[2];
+    s->credits = v[0];
+    s->usage.input = v[1];
+    s->usage.output = v[2];
+    s->usage.cache_read = v[3];
+    s->usage.cache_write_5m = v[4];
+    s->usage.cache_write_1h = v[5];
+    s->usage.reasoning = v[6];
+    s->usage.units = v[7];
+    s->estimated = v[8] != 0;
+    s->upstream_status = (int)v[9];
+    s->ttfb_ms = v[10];
+    s->duration_ms = v[11];
+    return 0;
+}
+
+int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
+{
+    if (!cfg->spool_path[0] || access(cfg->spool_path, F_OK) != 0)
+        return 0;
+    int fd = open(cfg->spool_path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return 0; /* another process is replaying */
+    }
+    FILE *f = fdopen(fd, "r+");
+    if (!f) {
+        close(fd);
+        return -1;
+    }
+    char line[512];
+    int applied = 0, failed = 0;
+    zg_buf keep;
+    zg_buf_init(&keep, 64u << 20);
+    while (fgets(line, sizeof line, f)) {
+        char copy[512];
+        memcpy(copy, line, sizeof copy);
+        char *rid;
+        zg_settlement s;
+        if (parse_spool_line(copy, &rid, &s) != 0) {
+            zg_error("spool: skipping malformed line");
+            continue;
+        }
+        if (!failed && settle_once(db, rid, &s, NULL) == 0) {
+            applied++;
+        } else {
+            failed = 1;
+            zg_buf_puts(&keep, line);
+        }
+    }
+    /* rewrite the spool with what is left */
+    if (ftruncate(fd, 0) == 0 && keep.len) {
+        lseek(fd, 0, SEEK_SET);
+        ssize_t w = write(fd, keep.data, keep.len);
+        (void)w;
+    }
+    fsync(fd);
+    zg_buf_free(&keep);
+    flock(fd, LOCK_UN);
+    fclose(f);
+    if (applied)
+        zg_info("spool: replayed %d settlements", applied);
+    return applied;
+}
+
+static const char SQL_PENDING[] = "SELECT request_id, hold_credits FROM usage_log WHERE status = 'pending'"
+                                  " AND created_at < NOW(3) - INTERVAL ? SECOND ORDER BY id LIMIT 1000";
+
+struct pending {
+    char ids[1000][41];
+    int64_t holds[1000];
+    int n;
+};
+
+static int pending_row(void *ctx, int nc, char **v, const size_t *l)
+{
+    struct pending *p = ctx;
+    if (nc < 2 || !v[0] || l[0] > 40 || p->n >= 1000)
+        return 0;
+    memcpy(p->ids[p->n], v[0], l[0] + 1);
+    p->holds[p->n] = 0;
+    if (v[1])
+        zg_parse_i64(v[1], l[1], 0, INT64_MAX, &p->holds[p->n]);
+    p->n++;
+    return 0;
+}
+
+int zg_billing_reap(zg_db *db, int age_s)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    zg_val a[1] = {ZG_INT(age_s)};
+    if (zg_db_run(db, SQL_PENDING, a, 1, pending_row, p, NULL) != 0) {
+        free(p);
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < p->n; i++) {
+        zg_settlement s = {.status = "abandoned", .end_reason = "abandoned", .credits = p->holds[i],
+                           .estimated = true, .ttfb_ms = -1, .duration_ms = -1};
+        if (settle_once(db, p->ids[i], &s, NULL) == 0)
+            n++;
+    }
+    free(p);
+    return n;
+}

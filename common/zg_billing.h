@@ -1,0 +1,65 @@
+#ifndef ZG_BILLING_H
+#define ZG_BILLING_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "zg_auth.h"
+#include "zg_catalog.h"
+#include "zg_config.h"
+#include "zg_db.h"
+#include "zg_usage.h"
+
+/* Outcome codes of admission (the zg_admit procedure). */
+enum {
+    ZG_ADMIT_OK = 0,
+    ZG_ADMIT_BAD_KEY = 401,
+    ZG_ADMIT_BALANCE = 402,
+    ZG_ADMIT_PLAN = 403,
+    ZG_ADMIT_RATE = 429,
+    ZG_ADMIT_KEY_LIMIT = 4021,
+    ZG_ADMIT_DB_ERROR = -1,
+};
+
+typedef struct zg_admission {
+    int code;
+    zg_principal who;
+    int64_t rl_limit, rl_used, rl_reset;
+} zg_admission;
+
+/* Credits to hold before calling the upstream: input estimated at min(input_tokens, the input cap)
+ * plus output at min(max_output or the configured default, the output cap), at m's prices, plus
+ * units x per-unit price; at least 1 credit. */
+int64_t zg_billing_hold_estimate(const zg_settings *cfg, const zg_model *m, int64_t input_tokens,
+                                 int64_t max_output, int64_t units);
+/* Admit a request in one round trip (auth, plan, rate limit, and when hold > 0 the hold and the
+ * pending usage row, committed). Fills *out; returns out->code. */
+int zg_billing_admit(zg_db *db, const char *key_hash, const char *request_id, const char *group, int limit,
+                     int min_plan, int64_t hold, const char *surface, const char *model, const char *provider,
+                     zg_admission *out);
+
+/* What a finished request owes. */
+typedef struct zg_settlement {
+    const char *status;     /* "settled" or "abandoned" */
+    const char *end_reason; /* complete, upstream_error, upstream_dropped, upstream_timeout,
+                               upstream_unreachable, client_closed, abandoned */
+    int64_t credits;
+    zg_usage usage;
+    bool estimated;
+    int upstream_status;    /* 0 = none */
+    int64_t ttfb_ms, duration_ms; /* -1 = none */
+} zg_settlement;
+
+/* Settle a pending request exactly once (idempotent per request id): release its hold, debit the
+ * balance and key, consume lots oldest first, complete the usage row. Retries on transient
+ * database errors; when the database stays unreachable the settlement is appended to the spool
+ * file and replayed later (zg_billing_replay_spool). Returns 0 when settled or spooled, -1 if
+ * neither was possible (logged loudly). *cash (may be NULL) gets the money consumed. */
+int zg_billing_settle(zg_db *db, const zg_settings *cfg, const char *request_id, const zg_settlement *s,
+                      int64_t *cash);
+/* Replay spooled settlements; returns how many were applied, -1 on error. Safe to run from
+ * several processes (the spool is locked while replayed). */
+int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg);
+/* Settle requests left pending longer than age_s (their worker died) at their hold, flagged
+ * estimated, status abandoned. Returns how many, -1 on error. */
+int zg_billing_reap(zg_db *db, int age_s);
+
+#endif

@@ -1,0 +1,394 @@
+#include "zg_pipeline.h"
+#include "zg_auth.h"
+#include "zg_config.h"
+#include "zg_db.h"
+#include "zg_err.h"
+#include "zg_log.h"
+#include "zg_upstream.h"
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define JSON_MAX_DEPTH 64
+#define BODY_COPY_CAP (64u << 20)
+#define SSE_EVENT_CAP (16u << 20)
+
+const char *zg_json_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+bool zg_json_int(struct json_object *o, const char *key, int64_t *out)
+{
+    struct json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return false;
+    int64_t x = json_object_get_int64(v);
+    if (x < 0)
+        return false;
+    *out = x;
+    return true;
+}
+
+bool zg_json_bool(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
+           json_object_get_boolean(v);
+}
+
+int zg_call_header(zg_call *c, const char *name, const char *value)
+{
+    char line[8192];
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return -1;
+    int n = snprintf(line, sizeof line, "%s: %s", name, value);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return -1;
+    struct curl_slist *l = curl_slist_append(c->headers, line);
+    if (!l)
+        return -1;
+    c->headers = l;
+    return 0;
+}
+
+int zg_call_forward(zg_call *c, const char *name)
+{
+    const char *v = zg_req_header(c->r, name);
+    return v ? zg_call_header(c, name, v) : 0;
+}
+
+int zg_call_url(zg_call *c, const char *base, const char *path, const char *query)
+{
+    int n = snprintf(c->url, sizeof c->url, "%s%s%s%s", base, path, query && *query ? "?" : "",
+                     query && *query ? query : "");
+    return n < 0 || (size_t)n >= sizeof c->url ? -1 : 0;
+}
+
+int zg_call_send_json(zg_call *c)
+{
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(c->json, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                      &len);
+    zg_buf_reset(&c->rewritten);
+    if (!s || zg_buf_append(&c->rewritten, s, len) != ZG_OK)
+        return -1;
+    c->send_body = c->rewritten.data;
+    c->send_len = c->rewritten.len;
+    return 0;
+}
+
+void zg_call_send_raw(zg_call *c)
+{
+    c->send_body = c->r->body.data;
+    c->send_len = c->r->body.len;
+}
+
+/* An error found before admission: the key still decides first (401 beats 400/404/413/503). */
+static int reject_after_auth(zg_call *c, zg_errkind kind, const char *msg)
+{
+    zg_principal who;
+    if (zg_auth_require(c->r, &who) != 0)
+        return 0;
+    return zg_err_reply(c->r, kind, "%s", msg);
+}
+
+static int limit_for(const zg_settings *cfg, int which)
+{
+    switch (which) {
+    case 1:
+        return cfg->rl_codex;
+    case 2:
+        return cfg->rl_images;
+    case 3:
+        return cfg->rl_count_tokens;
+    default:
+        return cfg->rl_messages;
+    }
+}
+
+/* ---- relay callbacks ---------------------------------------------------------------------------- */
+
+static int on_head(void *ctx, int status, const char *ctype)
+{
+    zg_call *c = ctx;
+    zg_req *r = c->r;
+    c->up_status = status;
+    c->up_ok = status >= 200 && status < 300;
+    c->is_sse = strncasecmp(ctype, "text/event-stream", 17) == 0;
+    zg_resp_status(r, status > 0 ? status : 502);
+    zg_resp_header(r, "Content-Type", *ctype ? ctype : "application/json");
+    if (c->is_sse) {
+        zg_resp_header(r, "Cache-Control", "no-cache");
+        zg_resp_header(r, "X-Accel-Buffering", "no");
+    }
+    if (!c->up_ok)
+        zg_resp_header(r, "x-should-retry", status == 429 || status >= 500 ? "true" : "false");
+    return zg_resp_start(r);
+}
+
+static int on_event(void *ctx, const char *ev, size_t elen, const char *data, size_t dlen, const char *raw,
+                    size_t rawlen)
+{
+    zg_call *c = ctx;
+    c->usage.text_bytes += (int64_t)zg_usage_delta_text(c->sf->usage, data, dlen);
+    zg_usage_from_event(&c->usage, c->sf->usage, ev, elen, data, dlen);
+    if (c->sf->hide_event && c->sf->hide_event(c, ev, elen, data, dlen))
+        return 0;
+    return zg_resp_write(c->r, raw, rawlen) != 0 ? -1 : 0;
+}
+
+static int on_body(void *ctx, const char *p, size_t n)
+{
+    zg_call *c = ctx;
+    if (c->is_sse) {
+        int rc = zg_sse_feed(&c->sse, p, n, on_event, c);
+        if (rc == ZG_E_TOOBIG) {
+            /* an absurd event: pass the bytes through unparsed rather than fail the stream */
+            const char *raw;
+            size_t len = zg_sse_pending(&c->sse, &raw);
+            if (zg_resp_write(c->r, raw, len) != 0)
+                return -1;
+            zg_buf_reset(&c->sse.buf);
+            c->sse.scan = c->sse.start = 0;
+        } else if (rc != 0) {
+            return -1;
+        }
+        return zg_resp_flush(c->r);
+    }
+    if (c->body_copy.len < BODY_COPY_CAP)
+        zg_buf_append(&c->body_copy, p, n);
+    return zg_resp_write(c->r, p, n);
+}
+
+static int on_idle(void *ctx)
+{
+    zg_call *c = ctx;
+    if (!c->is_sse || !c->r->started)
+        return 0;
+    /* an SSE comment: ignored by clients, keeps proxies and the client's idle timers alive */
+    if (zg_resp_write(c->r, ": ping\n\n", 8) != 0)
+        return -1;
+    return zg_resp_flush(c->r);
+}
+
+/* ---- the pipeline ----------------------------------------------------------------------------------- */
+
+static void call_free(zg_call *c)
+{
+    json_object_put(c->json);
+    curl_slist_free_all(c->headers);
+    zg_buf_free(&c->rewritten);
+    zg_buf_free(&c->body_copy);
+    zg_sse_free(&c->sse);
+}
+
+static int admit_reply(zg_call *c)
+{
+    zg_req *r = c->r;
+    zg_admission *a = &c->adm;
+    if (a->code != ZG_ADMIT_BAD_KEY && a->code != ZG_ADMIT_DB_ERROR)
+        zg_resp_ratelimit(r, a->rl_limit, a->rl_limit - a->rl_used, a->rl_reset);
+    switch (a->code) {
+    case ZG_ADMIT_OK:
+        return 1;
+    case ZG_ADMIT_BAD_KEY:
+        return zg_err_reply(r, ZG_ERR_AUTH, "Invalid API key: unknown or revoked");
+    case ZG_ADMIT_PLAN:
+        return zg_err_reply(r, ZG_ERR_PLAN, "Your plan (%s) does not unlock %s: it needs %s or higher",
+                            zg_plan_name(a->who.plan_rank < 1 ? 1 : a->who.plan_rank), c->model.id,
+                            zg_plan_name(c->model.min_plan));
+    case ZG_ADMIT_RATE:
+        return zg_err_reply(r, ZG_ERR_RATE, "Rate limit reached: %lld requests per hour for this endpoint group",
+                            (long long)a->rl_limit);
+    case ZG_ADMIT_BALANCE:
+        return zg_err_reply(r, ZG_ERR_BALANCE,
+                            "Insufficient credits for this request (it reserves %lld credits); top up at /checkout",
+                            (long long)c->hold);
+    case ZG_ADMIT_KEY_LIMIT:
+        return zg_err_reply(r, ZG_ERR_KEY_LIMIT,
+                            "This API key has reached its spend limit; raise the key limit or use another key");
+    default:
+        return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly");
+    }
+}
+
+/* The end of a stream that broke: tell the client in the protocol's own terms. */
+static void stream_error(zg_call *c, zg_errkind kind, const char *msg)
+{
+    if (c->r->client_gone)
+        return;
+    if (!c->r->started) {
+        zg_err_reply(c->r, kind, "%s", msg);
+        return;
+    }
+    if (c->is_sse)
+        zg_err_reply(c->r, kind, "%s", msg); /* written as an error event */
+}
+
+static void settle(zg_call *c, const zg_upstream_out *up)
+{
+    zg_req *r = c->r;
+    zg_settlement s = {.status = "settled", .upstream_status = c->up_status, .ttfb_ms = up->ttfb_ms,
+                       .duration_ms = up->duration_ms};
+    zg_usage *u = &c->usage;
+    if (!c->is_sse && c->body_copy.len)
+        zg_usage_from_body(u, c->sf->usage, c->body_copy.data, c->body_copy.len);
+    bool reached = up->result != ZG_UP_CONNECT;
+    switch (up->result) {
+    case ZG_UP_OK:
+        if (!c->up_ok)
+            s.end_reason = "upstream_error";
+        else if (c->is_sse && !u->finished)
+            s.end_reason = "upstream_dropped";
+        else
+            s.end_reason = "complete";
+        break;
+    case ZG_UP_CONNECT:
+        s.end_reason = "upstream_unreachable";
+        break;
+    case ZG_UP_TIMEOUT:
+        s.end_reason = "upstream_timeout";
+        break;
+    case ZG_UP_CLIENT_GONE:
+        s.end_reason = "client_closed";
+        break;
+    default:
+        s.end_reason = "upstream_dropped";
+    }
+    /* What was not reported is estimated, by documented rules, once the upstream accepted the
+     * request: input from the request size, output from the text relayed (ceil(bytes / 4)). */
+    if (reached && c->up_ok && strcmp(s.end_reason, "complete") != 0) {
+        if (!u->have_input && c->sf->usage != ZG_USAGE_IMAGES) {
+            u->input = c->input_estimate;
+            s.estimated = true;
+        }
+        if (!u->have_output) {
+            int64_t est = zg_usage_estimate_output(u->text_bytes);
+            if (est > u->output)
+                u->output = est;
+            s.estimated = true;
+        }
+    }
+    s.credits = zg_usage_cost(u, &c->model);
+    if (zg_billing_settle(r->db, r->cfg, r->request_id, &s, NULL) != 0)
+        zg_error("request %s: settlement lost", r->request_id);
+}
+
+int zg_pipeline_run(zg_req *r, const zg_surface *sf)
+{
+    zg_call c;
+    memset(&c, 0, sizeof c);
+    c.r = r;
+    c.sf = sf;
+    zg_buf_init(&c.rewritten, (size_t)r->cfg->max_body_bytes * 2 + 4096);
+    zg_buf_init(&c.body_copy, BODY_COPY_CAP);
+    zg_sse_init(&c.sse, SSE_EVENT_CAP);
+    char why[256] = "";
+
+    if (zg_auth_key_hash(r, c.key_hash) != 0)
+        goto done;
+    int brc = zg_req_read_body(r);
+    if (brc == ZG_E_TOOBIG) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Request body exceeds the limit of %lld bytes", (long long)r->cfg->max_body_bytes);
+        reject_after_auth(&c, ZG_ERR_TOO_LARGE, msg);
+        goto done;
+    }
+    if (brc != ZG_OK) {
+        reject_after_auth(&c, ZG_ERR_INVALID, "The request body could not be read completely");
+        goto done;
+    }
+    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    if (tok) {
+        c.json = json_tokener_parse_ex(tok, r->body.data, (int)r->body.len);
+        enum json_tokener_error je = json_tokener_get_error(tok);
+        if (je != json_tokener_success || tok->char_offset != (int)r->body.len) {
+            snprintf(why, sizeof why, "Request body is not valid JSON: %s",
+                     je == json_tokener_success ? "trailing data after the JSON value"
+                     : je == json_tokener_continue ? "unexpected end of input"
+                                                   : json_tokener_error_desc(je));
+            json_object_put(c.json);
+            c.json = NULL;
+        }
+        json_tokener_free(tok);
+    }
+    if (!c.json || !json_object_is_type(c.json, json_type_object)) {
+        reject_after_auth(&c, ZG_ERR_INVALID, why[0] ? why : "Request body must be a JSON object");
+        goto done;
+    }
+    if (sf->parse(&c, why, sizeof why) != 0) {
+        reject_after_auth(&c, ZG_ERR_INVALID, why);
+        goto done;
+    }
+    if (zg_catalog_refresh(r->db) != 0) {
+        zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly");
+        goto done;
+    }
+    if (zg_catalog_find(c.model_name, strlen(c.model_name), &c.model) != 0) {
+        snprintf(why, sizeof why, "Unknown model '%.128s'. List the models with GET /api/v1/models", c.model_name);
+        reject_after_auth(&c, ZG_ERR_MODEL_NOT_FOUND, why);
+        goto done;
+    }
+    if (c.model.status != ZG_MODEL_LIVE) {
+        snprintf(why, sizeof why, "%s is listed but Coming Soon: the API does not serve it yet (nothing was billed)",
+                 c.model.id);
+        reject_after_auth(&c, ZG_ERR_COMING_SOON, why);
+        goto done;
+    }
+    c.provider = sf->route ? sf->route(&c, why, sizeof why) : zg_provider_parse(c.model.provider);
+    if (c.provider < 0) {
+        if (!why[0])
+            snprintf(why, sizeof why, "%s is not served on this endpoint", c.model.id);
+        reject_after_auth(&c, ZG_ERR_INVALID, why);
+        goto done;
+    }
+    c.input_estimate = (int64_t)(r->body.len + 3) / 4;
+    c.hold = sf->billed ? zg_billing_hold_estimate(r->cfg, &c.model, c.input_estimate, c.max_output, c.units) : 0;
+    zg_billing_admit(r->db, c.key_hash, r->request_id, sf->rl_group, limit_for(r->cfg, sf->rl_limit),
+                     c.model.min_plan, c.hold, sf->name, c.model.id, zg_provider_name((zg_provider)c.provider),
+                     &c.adm);
+    if (admit_reply(&c) != 1)
+        goto done;
+
+    /* Admitted: from here on the request is settled exactly once, whatever happens. */
+    zg_upstream_out up;
+    memset(&up, 0, sizeof up);
+    up.ttfb_ms = -1;
+    if (sf->prepare(&c) != 0 || !c.send_body) {
+        zg_err_reply(r, ZG_ERR_INTERNAL, "Could not build the upstream request");
+        up.result = ZG_UP_CONNECT;
+    } else {
+        zg_upstream_cb cb = {on_head, on_body, on_idle};
+        zg_upstream_post(r, c.url, c.headers, c.send_body, c.send_len,
+                         c.total_timeout ? c.total_timeout : r->cfg->total_timeout, r->cfg->idle_timeout, &cb, &c,
+                         &up);
+        if (up.result != ZG_UP_OK)
+            zg_info("request %s: upstream %s: %s", r->request_id, zg_provider_name((zg_provider)c.provider),
+                    up.error);
+        switch (up.result) {
+        case ZG_UP_OK:
+            if (c.is_sse && c.up_ok && !c.usage.finished)
+                stream_error(&c, ZG_ERR_UPSTREAM, "The upstream stream ended before it was complete");
+            break;
+        case ZG_UP_CONNECT:
+            stream_error(&c, ZG_ERR_UPSTREAM, "The upstream provider could not be reached");
+            break;
+        case ZG_UP_TIMEOUT:
+            stream_error(&c, ZG_ERR_TIMEOUT, "The upstream provider did not answer in time");
+            break;
+        case ZG_UP_CLIENT_GONE:
+            break;
+        default:
+            stream_error(&c, ZG_ERR_UPSTREAM, "The upstream connection failed before the answer was complete");
+        }
+    }
+    if (sf->billed)
+        settle(&c, &up);
+done:
+    call_free(&c);
+    return 0;
+}

@@ -1,0 +1,223 @@
+#include "zg_upstream.h"
+#include "zg_config.h"
+#include "zg_log.h"
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static _Thread_local CURL *t_easy;
+static _Thread_local CURLM *t_multi;
+
+struct xfer {
+    zg_req *r;
+    const zg_upstream_cb *cb;
+    void *ctx;
+    int64_t t0, last_rx;
+    int64_t ttfb;
+    char content_type[128];
+    int head_sent;
+    int aborted;
+    CURL *easy;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int deliver_head(struct xfer *x)
+{
+    if (x->head_sent)
+        return 0;
+    x->head_sent = 1;
+    long code = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    return x->cb->on_head(x->ctx, (int)code, x->content_type);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+    x->last_rx = now_ms();
+    if (x->ttfb < 0)
+        x->ttfb = x->last_rx - x->t0;
+    if (len > 13 && strncasecmp(p, "content-type:", 13) == 0) {
+        const char *v = p + 13;
+        size_t vl = len - 13;
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        if (vl >= sizeof x->content_type)
+            vl = sizeof x->content_type - 1;
+        memcpy(x->content_type, v, vl);
+        x->content_type[vl] = '\0';
+    } else if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        x->content_type[0] = '\0'; /* a new response (after 100 Continue) */
+    }
+    return len;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+    x->last_rx = now_ms();
+    if (deliver_head(x) != 0 || x->cb->on_body(x->ctx, p, len) != 0) {
+        x->aborted = 1;
+        return CURL_WRITEFUNC_ERROR;
+    }
+    return len;
+}
+
+/* Has the web server closed our FastCGI connection (the client left) or sent an abort record? */
+static int client_left(int fd)
+{
+    unsigned char hdr[8];
+    ssize_t k = recv(fd, hdr, sizeof hdr, MSG_PEEK | MSG_DONTWAIT);
+    if (k == 0)
+        return 1;
+    if (k < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : 1;
+    /* FastCGI record header: version 1, type 2 = FCGI_ABORT_REQUEST */
+    return k >= 2 && hdr[0] == 1 && hdr[1] == 2;
+}
+
+void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
+                      int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ttfb_ms = -1;
+    if (!t_easy)
+        t_easy = curl_easy_init();
+    if (!t_multi)
+        t_multi = curl_multi_init();
+    if (!t_easy || !t_multi) {
+        out->result = ZG_UP_ERROR;
+        snprintf(out->error, sizeof out->error, "curl init failed");
+        return;
+    }
+    const zg_settings *cfg = r->cfg;
+    CURL *e = t_easy;
+    curl_easy_reset(e);
+    struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = now_ms(), .ttfb = -1, .easy = e};
+    x.last_rx = x.t0;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)(cfg ? cfg->connect_timeout : 10));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)total_s);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
+    curl_multi_add_handle(t_multi, e);
+
+    int ping_ms = (cfg ? cfg->ping_interval : 5) * 1000;
+    int64_t last_ping = x.t0;
+    int watch = r->fcgx != NULL;
+    int running = 1;
+    int timed_out_idle = 0;
+    while (running) {
+        CURLMcode mc = curl_multi_perform(t_multi, &running);
+        if (mc != CURLM_OK || !running)
+            break;
+        struct curl_waitfd wfd = {.fd = watch ? r->fcgx->ipcFd : -1, .events = CURL_WAIT_POLLIN, .revents = 0};
+        int nfds = 0;
+        curl_multi_poll(t_multi, watch ? &wfd : NULL, watch ? 1u : 0u, 250, &nfds);
+        if (watch && wfd.revents) {
+            if (client_left(wfd.fd)) {
+                x.aborted = 1;
+                r->client_gone = true;
+                break;
+            }
+            watch = 0; /* unexpected bytes from the web server: stop watching, rely on writes */
+        }
+        int64_t t = now_ms();
+        if (t - x.last_rx >= (int64_t)idle_s * 1000) {
+            timed_out_idle = 1;
+            break;
+        }
+        if (cb->on_idle && t - x.last_rx >= ping_ms && t - last_ping >= ping_ms) {
+            last_ping = t;
+            if (cb->on_idle(ctx) != 0) {
+                x.aborted = 1;
+                break;
+            }
+        }
+    }
+    CURLcode cc = CURLE_OK;
+    int done = 0;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(t_multi, &left)) != NULL)
+        if (m->msg == CURLMSG_DONE && m->easy_handle == e) {
+            cc = m->data.result;
+            done = 1;
+        }
+    long code = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    out->status = (int)code;
+    curl_multi_remove_handle(t_multi, e);
+    out->ttfb_ms = x.ttfb;
+    out->duration_ms = now_ms() - x.t0;
+    if (x.aborted) {
+        out->result = ZG_UP_CLIENT_GONE;
+        snprintf(out->error, sizeof out->error, "client went away");
+        return;
+    }
+    if (timed_out_idle) {
+        out->result = ZG_UP_TIMEOUT;
+        snprintf(out->error, sizeof out->error, "upstream idle for %d s", idle_s);
+        return;
+    }
+    if (!done) {
+        out->result = ZG_UP_ERROR;
+        snprintf(out->error, sizeof out->error, "transfer did not complete");
+        return;
+    }
+    switch (cc) {
+    case CURLE_OK:
+        out->result = ZG_UP_OK;
+        if (deliver_head(&x) != 0)
+            out->result = ZG_UP_CLIENT_GONE;
+        return;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        out->result = code ? ZG_UP_DROPPED : ZG_UP_CONNECT;
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        out->result = ZG_UP_TIMEOUT;
+        break;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_HTTP2_STREAM:
+        out->result = ZG_UP_DROPPED;
+        break;
+    default:
+        out->result = ZG_UP_ERROR;
+    }
+    snprintf(out->error, sizeof out->error, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+}

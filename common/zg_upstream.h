@@ -1,0 +1,43 @@
+#ifndef ZG_UPSTREAM_H
+#define ZG_UPSTREAM_H
+#include <curl/curl.h>
+#include <stdint.h>
+#include "zg_req.h"
+
+/* How an upstream call ended. */
+typedef enum {
+    ZG_UP_OK = 0,       /* the upstream answered completely (any HTTP status) */
+    ZG_UP_CONNECT,      /* could not connect or resolve: nothing reached the upstream */
+    ZG_UP_TIMEOUT,      /* no answer (or not all of it) within the total or idle timeout */
+    ZG_UP_DROPPED,      /* the upstream closed or broke the connection before the end */
+    ZG_UP_CLIENT_GONE,  /* our client went away; the upstream transfer was aborted */
+    ZG_UP_ERROR,        /* any other transfer failure */
+} zg_up_result;
+
+/* Callbacks from the transfer, all on the calling thread. Return 0 to go on, -1 to abort (the
+ * result is then ZG_UP_CLIENT_GONE). */
+typedef struct zg_upstream_cb {
+    /* Status and Content-Type, once, before the first body byte (or at the end for empty bodies). */
+    int (*on_head)(void *ctx, int status, const char *content_type);
+    /* Body bytes as they arrive. */
+    int (*on_body)(void *ctx, const char *p, size_t n);
+    /* The upstream has been silent for the ping interval (keep the client's connection alive). */
+    int (*on_idle)(void *ctx);
+} zg_upstream_cb;
+
+typedef struct zg_upstream_out {
+    zg_up_result result;
+    int status;          /* upstream HTTP status, 0 if none */
+    int64_t ttfb_ms;     /* until the first response byte, -1 if none */
+    int64_t duration_ms;
+    char error[256];     /* transfer error text, for logs (never contains keys) */
+} zg_upstream_out;
+
+/* POST body to url with exactly the given headers (curl adds Host and Content-Length; no Expect,
+ * no compression) and stream the answer through cb. Waits at most `total_s` seconds overall and
+ * `idle_s` seconds between bytes; watches r's FastCGI connection so a client that goes away aborts
+ * the transfer at once. Uses this thread's reusable handles (connections to upstreams are kept). */
+void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
+                      int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out);
+
+#endif
