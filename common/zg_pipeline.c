@@ -364,7 +364,8 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     } else {
         zg_upstream_cb cb = {on_head, on_body, on_idle};
         zg_upstream_post(r, c.url, c.headers, c.send_body, c.send_len,
-                         c.total_timeout ? c.total_timeout : r->cfg->total_timeout, r->cfg->idle_timeout, &cb, &c,
+                         c.total_timeout ? c.total_timeout : r->cfg->total_timeout,
+                         c.idle_timeout ? c.idle_timeout : r->cfg->idle_timeout, &cb, &c,
                          &up);
         if (up.result != ZG_UP_OK)
             zg_info("request %s: upstream %s: %s", r->request_id, zg_provider_name((zg_provider)c.provider),

@@ -32,6 +32,7 @@ typedef struct zg_call {
     size_t send_len;
     zg_buf rewritten;          /* owns a rewritten body when send_body points at it */
     int total_timeout;         /* seconds; 0 = the configured default */
+    int idle_timeout;          /* seconds between upstream bytes; 0 = the configured default */
     /* relay state */
     zg_sse sse;
     bool is_sse;

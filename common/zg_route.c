@@ -1,5 +1,4 @@
 #include "zg_route.h"
-#include "zg_auth.h"
 #include "zg_err.h"
 #include <string.h>
 
@@ -59,11 +58,3 @@ int zg_dispatch(zg_req *r, const zg_route *routes, size_t n)
     return zg_err_reply(r, ZG_ERR_NOT_FOUND, "No such endpoint: %s %s", r->method, r->path);
 }
 
-int zg_route_not_yet(zg_req *r)
-{
-    zg_principal who;
-    if (zg_auth_require(r, &who) != 0)
-        return 0;
-    return zg_err_reply(r, ZG_ERR_NOT_IMPLEMENTED, "%s %s is not yet available on this gateway", r->method,
-                        r->path);
-}

@@ -21,7 +21,4 @@ int zg_dispatch(zg_req *r, const zg_route *routes, size_t n);
  * everything else Anthropic. */
 zg_proto zg_route_proto_for(const char *path);
 
-/* Handler for surfaces that exist but are not served yet: authenticates, then answers 501. */
-int zg_route_not_yet(zg_req *r);
-
 #endif
