@@ -274,6 +274,7 @@ static void settle(zg_call *c, const zg_upstream_out *up)
         }
     }
     s.credits = zg_usage_cost(u, &c->model);
+    s.usage = *u;
     if (zg_billing_settle(r->db, r->cfg, r->request_id, &s, NULL) != 0)
         zg_error("request %s: settlement lost", r->request_id);
 }

@@ -1,0 +1,457 @@
+"""Helpers for zenn-gateway integration tests (Python standard library only).
+
+The stack under test is described by environment variables (./dev test sets them):
+
+  ZG_BASE   gateway base URL, e.g. http://127.0.0.1:18080
+  ZG_FAKE   fake upstream base URL, e.g. http://127.0.0.1:40123
+  ZG_ADMIN  command that runs zenn-admin, shell-quoted, e.g.
+            "env ZENN_CONFIG=/w/.dev/test/zenn.conf /w/build/zenn-admin"
+  ZG_STATE  state directory of the test stack (logs under ZG_STATE/log)
+
+Tests are plain functions named test_* in tests/integration/test_*.py; they fail by
+raising (AssertionError from the helpers below, or anything else) and skip by raising
+Skip("reason").  tests/run_integration.py runs them.
+"""
+
+import http.client
+import json
+import os
+import shlex
+import subprocess
+import time
+import urllib.parse
+import uuid
+
+BASE = os.environ.get("ZG_BASE", "http://127.0.0.1:18080").rstrip("/")
+FAKE = os.environ.get("ZG_FAKE", "").rstrip("/")
+ADMIN = shlex.split(os.environ.get("ZG_ADMIN", "zenn-admin"))
+STATE = os.environ.get("ZG_STATE", "")
+
+DEFAULT_TIMEOUT = 30
+
+
+class Skip(Exception):
+    """Raise to skip the current test (reported as SKIP, counted neither way)."""
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class Headers:
+    """Case-insensitive view of response headers; keeps repeated headers."""
+
+    def __init__(self, pairs):
+        self._pairs = [(k, v) for k, v in pairs]
+
+    def get(self, name, default=None):
+        name = name.lower()
+        for k, v in self._pairs:
+            if k.lower() == name:
+                return v
+        return default
+
+    def get_all(self, name):
+        name = name.lower()
+        return [v for k, v in self._pairs if k.lower() == name]
+
+    def __getitem__(self, name):
+        v = self.get(name)
+        if v is None:
+            raise KeyError(name)
+        return v
+
+    def __contains__(self, name):
+        return self.get(name) is not None
+
+    def items(self):
+        return list(self._pairs)
+
+    def __repr__(self):
+        return "Headers(%r)" % (self._pairs,)
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, elapsed):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.elapsed = elapsed  # seconds from sending the request to the end of the body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise AssertionError("response is not JSON (%s): HTTP %d %r"
+                                 % (e, self.status, self.body[:300])) from None
+
+    def __repr__(self):
+        return "<Response %d %r>" % (self.status, self.body[:200])
+
+
+def _url(path):
+    """Absolute URL for a path on the gateway (a full http:// URL is kept as is)."""
+    if path.startswith("http://") or path.startswith("https://"):
+        return path
+    if not path.startswith("/"):
+        path = "/" + path
+    return BASE + path
+
+
+def _open(method, path, headers, body, timeout):
+    u = urllib.parse.urlsplit(_url(path))
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    target = u.path or "/"
+    if u.query:
+        target += "?" + u.query
+    hdrs = {}
+    for k, v in (headers or {}).items():
+        hdrs[k] = v
+    lower = {k.lower() for k in hdrs}
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        if "content-type" not in lower:
+            hdrs["Content-Type"] = "application/json"
+    elif isinstance(body, str):
+        body = body.encode()
+    conn.request(method, target, body=body, headers=hdrs)
+    return conn
+
+
+def request(method, path, headers=None, body=None, timeout=DEFAULT_TIMEOUT):
+    """Send one request and read the whole response.
+
+    path: "/api/v1/models" (on ZG_BASE) or a full URL.  body: None, bytes, str, or a
+    dict/list sent as JSON (Content-Type added unless given).  Returns a Response with
+    .status, .headers (case-insensitive), .body (bytes), .json(), .text, .elapsed.
+    """
+    t0 = time.monotonic()
+    conn = _open(method, path, headers, body, timeout)
+    try:
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.reason, Headers(r.getheaders()), data,
+                        time.monotonic() - t0)
+    finally:
+        conn.close()
+
+
+class Event:
+    """One server-sent event.  t: arrival (time.monotonic()) of the blank line that
+    ended it; dt: seconds since the request was sent.  comment: text of a ':' line
+    (only for comment events, which stream() yields when comments=True)."""
+
+    def __init__(self, event, data, id, t, dt, comment=None):
+        self.event = event
+        self.data = data
+        self.id = id
+        self.t = t
+        self.dt = dt
+        self.comment = comment
+
+    def json(self):
+        try:
+            return json.loads(self.data)
+        except ValueError as e:
+            raise AssertionError("SSE data is not JSON (%s): %r" % (e, self.data[:300])) from None
+
+    def __repr__(self):
+        if self.comment is not None:
+            return "<Event comment %r at %.3fs>" % (self.comment, self.dt)
+        return "<Event %s %r at %.3fs>" % (self.event, self.data[:120], self.dt)
+
+
+class Stream:
+    """A response read incrementally.  Iterate it for SSE events (in arrival order);
+    .status and .headers are there at once; .events and .comments collect what was
+    read; .raw holds every byte read.  read_all() reads the rest as plain bytes (for
+    non-SSE answers such as a JSON error).  Use as a context manager or call close()."""
+
+    def __init__(self, method, path, headers, body, timeout, comments):
+        self.t0 = time.monotonic()
+        self._conn = _open(method, path, headers, body, timeout)
+        self._resp = self._conn.getresponse()
+        self.status = self._resp.status
+        self.reason = self._resp.reason
+        self.headers = Headers(self._resp.getheaders())
+        self.t_headers = time.monotonic() - self.t0
+        self.events = []
+        self.comments = []
+        self.raw = b""
+        self._want_comments = comments
+        self._done = False
+
+    def __iter__(self):
+        event, data, eid = None, [], None
+        while not self._done:
+            line = self._resp.readline()
+            if not line:
+                self._done = True
+                break
+            self.raw += line
+            now = time.monotonic()
+            line = line.decode("utf-8", "replace").rstrip("\r\n")
+            if line == "":
+                if data or event is not None:
+                    ev = Event(event or "message", "\n".join(data), eid, now, now - self.t0)
+                    self.events.append(ev)
+                    event, data = None, []
+                    yield ev
+                continue
+            if line.startswith(":"):
+                ev = Event(None, "", None, now, now - self.t0, comment=line[1:].strip())
+                self.comments.append(ev)
+                if self._want_comments:
+                    yield ev
+                continue
+            field, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+            elif field == "id":
+                eid = value
+        if data or event is not None:  # stream ended without the final blank line
+            now = time.monotonic()
+            ev = Event(event or "message", "\n".join(data), eid, now, now - self.t0)
+            self.events.append(ev)
+            yield ev
+
+    def read_all(self):
+        if not self._done:
+            self.raw += self._resp.read()
+            self._done = True
+        return self.raw
+
+    def json(self):
+        body = self.read_all()
+        try:
+            return json.loads(body)
+        except ValueError as e:
+            raise AssertionError("response is not JSON (%s): HTTP %d %r"
+                                 % (e, self.status, body[:300])) from None
+
+    @property
+    def body(self):
+        return self.read_all()
+
+    def close(self):
+        self._done = True
+        try:
+            self._conn.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def stream(method, path, headers=None, body=None, timeout=60, comments=False):
+    """Send a request and return a Stream: iterate it to get SSE events as they arrive,
+    each with .event, .data, .json(), .t/.dt arrival times.  comments=True also yields
+    ':' comment lines (keep-alive pings) as events with .comment set."""
+    return Stream(method, path, headers, body, timeout, comments)
+
+
+def auth(key, proto="anthropic"):
+    """Request headers that carry an API key the way a client of `proto` sends it."""
+    if proto == "anthropic":
+        return {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    if proto == "openai":
+        return {"Authorization": "Bearer " + key}
+    if proto == "gemini":
+        return {"x-goog-api-key": key}
+    raise ValueError("unknown protocol %r" % proto)
+
+
+# --------------------------------------------------------------------------- admin
+
+
+def _admin_run(args, timeout):
+    cmd = ADMIN + [str(a) for a in args]
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def admin(*args, timeout=60):
+    """Run zenn-admin ARGS; returns stdout; raises AssertionError with stderr on failure."""
+    p = _admin_run(args, timeout)
+    if p.returncode != 0:
+        raise AssertionError("zenn-admin %s exited %d: %s%s"
+                             % (" ".join(map(str, args)), p.returncode,
+                                p.stderr.strip(), (" | stdout: " + p.stdout.strip()) if p.stdout.strip() else ""))
+    return p.stdout
+
+
+def admin_fail(*args, timeout=60):
+    """Run zenn-admin ARGS expecting failure; returns (exit code, stderr).  Raises if it
+    succeeded."""
+    p = _admin_run(args, timeout)
+    if p.returncode == 0:
+        raise AssertionError("zenn-admin %s was expected to fail but succeeded: %s"
+                             % (" ".join(map(str, args)), p.stdout.strip()))
+    return p.returncode, p.stderr
+
+
+def admin_json(*args, timeout=60):
+    """admin(...) parsed as JSON (add --json yourself where the command needs it)."""
+    out = admin(*args, timeout=timeout)
+    try:
+        return json.loads(out)
+    except ValueError as e:
+        raise AssertionError("zenn-admin %s printed no JSON (%s): %r"
+                             % (" ".join(map(str, args)), e, out[:300])) from None
+
+
+def unique_email(tag="t"):
+    return "%s-%s@test.zenn.local" % (tag, uuid.uuid4().hex[:12])
+
+
+def new_user(plan="pro", usd=20, email=None, key_args=()):
+    """Create a user (unique email), top it up with `plan` and `usd` (plan=None: no
+    top-up) and create a key.  Returns (email, key)."""
+    email = email or unique_email()
+    admin("user", "add", email)
+    if plan is not None:
+        admin("topup", email, plan, usd)
+    out = admin("key", "create", email, *key_args)
+    key = out.splitlines()[0].strip() if out.strip() else ""
+    if not key.startswith("ck_"):
+        raise AssertionError("zenn-admin key create printed %r, not a ck_ key" % out[:200])
+    return email, key
+
+
+# --------------------------------------------------------------------------- fake upstream
+
+
+def _fake_url(path):
+    if not FAKE:
+        raise AssertionError("ZG_FAKE is not set: no fake upstream in this run")
+    return FAKE + path
+
+
+def fake_requests(path_contains=None, provider=None, body_contains=None, wait_ms=0):
+    """Requests the fake upstream recorded (list of dicts: seq, method, path, query,
+    provider, headers (lower-case), body, outcome), filtered by the fake itself:
+    path_contains / body_contains (substrings), provider ("anthropic", "openai", ...).
+    wait_ms > 0 waits up to that long for at least one matching record."""
+    q = {}
+    if path_contains is not None:
+        q["path_contains"] = path_contains
+    if provider is not None:
+        q["provider"] = provider
+    if body_contains is not None:
+        q["body_contains"] = body_contains
+    if wait_ms:
+        q["wait_ms"] = int(wait_ms)
+    path = "/_fake/requests" + ("?" + urllib.parse.urlencode(q) if q else "")
+    r = request("GET", _fake_url(path), timeout=DEFAULT_TIMEOUT + wait_ms / 1000.0)
+    eq(r.status, 200, "GET %s" % path)
+    return r.json()
+
+
+def fake_clear():
+    """Forget the requests the fake upstream recorded."""
+    r = request("DELETE", _fake_url("/_fake/requests"))
+    if r.status >= 300:
+        raise AssertionError("DELETE /_fake/requests answered %d: %r" % (r.status, r.body[:200]))
+
+
+def fake_config(**changes):
+    """Set default directives of the fake upstream (as if every request carried
+    [[fake:k=v,...]]), e.g. fake_config(status=529).  Returns the resulting config.
+    The runner resets it before every test."""
+    r = request("POST", _fake_url("/_fake/config"), body=changes)
+    eq(r.status, 200, "POST /_fake/config %r (body %r)" % (changes, r.body[:200]))
+    return r.json().get("config")
+
+
+def fake_config_reset():
+    r = request("DELETE", _fake_url("/_fake/config"))
+    if r.status >= 300:
+        raise AssertionError("DELETE /_fake/config answered %d: %r" % (r.status, r.body[:200]))
+
+
+def reset_between_tests():
+    """Called by the runner before each test: fake upstream config and records reset."""
+    if FAKE:
+        fake_config_reset()
+        fake_clear()
+
+
+# --------------------------------------------------------------------------- assertions
+
+
+def eq(actual, expected, msg=""):
+    if actual != expected:
+        raise AssertionError("%sexpected %r, got %r" % (msg + ": " if msg else "", expected, actual))
+
+
+def ok(cond, msg="condition is false"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def wait_until(fn, timeout=5.0, interval=0.05, msg="condition not met"):
+    """Call fn() until it returns a truthy value (returned) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s within %.1fs" % (msg, timeout))
+        time.sleep(interval)
+
+
+def _is_str(v):
+    return isinstance(v, str)
+
+
+def assert_error_shape(resp, proto):
+    """Check that resp (Response, Stream or parsed dict) is an error body of protocol
+    `proto`; returns the parsed body.
+
+      anthropic {"type":"error","error":{"type":str,"message":str}}
+      openai    {"error":{"message":str,"type":str,"param":str|null,"code":str|int|null}}
+      gemini    {"error":{"code":int (== HTTP status),"message":str,"status":str}}
+    """
+    status = getattr(resp, "status", None)
+    d = resp if isinstance(resp, dict) else resp.json()
+    where = "%s error body%s: %r" % (proto, " (HTTP %s)" % status if status else "", d)
+    ok(isinstance(d, dict) and isinstance(d.get("error"), dict), "no error object in " + where)
+    e = d["error"]
+    if proto == "anthropic":
+        eq(d.get("type"), "error", "top-level type in " + where)
+        ok(_is_str(e.get("type")) and e["type"], "error.type missing in " + where)
+        ok(_is_str(e.get("message")), "error.message missing in " + where)
+    elif proto == "openai":
+        ok(_is_str(e.get("message")), "error.message missing in " + where)
+        ok(_is_str(e.get("type")) and e["type"], "error.type missing in " + where)
+        ok("param" in e, "error.param missing in " + where)
+        ok("code" in e, "error.code missing in " + where)
+    elif proto == "gemini":
+        ok(isinstance(e.get("code"), int), "error.code (int) missing in " + where)
+        if status is not None:
+            eq(e["code"], status, "error.code vs HTTP status in " + where)
+        ok(_is_str(e.get("message")), "error.message missing in " + where)
+        ok(_is_str(e.get("status")) and e["status"], "error.status missing in " + where)
+    else:
+        raise ValueError("unknown protocol %r" % proto)
+    return d
+
+
+def log_path(name):
+    """Path of a log file of the test stack, e.g. log_path('lighttpd-error.log')."""
+    if not STATE:
+        raise AssertionError("ZG_STATE is not set")
+    return os.path.join(STATE, "log", name)
