@@ -53,6 +53,22 @@ int zg_billing_admit(zg_db *db, const char *key_hash, const char *request_id, co
     return out->code;
 }
 
+static const char SQL_RATE_PEEK[] =
+    "SELECT COALESCE((SELECT hits FROM rate_counters WHERE user_id = ? AND grp = ?"
+    " AND window_start = UNIX_TIMESTAMP() DIV 3600 * 3600), 0), UNIX_TIMESTAMP() DIV 3600 * 3600 + 3600";
+
+int zg_billing_rate_peek(zg_db *db, int64_t user_id, const char *group, int limit, zg_admission *out)
+{
+    zg_val p[2] = {ZG_INT(user_id), ZG_STR(group)};
+    int64_t row[2] = {0, 0};
+    if (zg_db_run(db, SQL_RATE_PEEK, p, 2, zg_db_row_ints, &(zg_ints){row, 2}, NULL) != 0)
+        return -1;
+    out->rl_limit = limit;
+    out->rl_used = row[0];
+    out->rl_reset = row[1];
+    return 0;
+}
+
 static const char SQL_SETTLE[] = "CALL zg_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static int settle_once(zg_db *db, const char *request_id, const zg_settlement *s, int64_t *cash)

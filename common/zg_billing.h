@@ -36,6 +36,10 @@ int zg_billing_admit(zg_db *db, const char *key_hash, const char *request_id, co
                      int min_plan, int64_t hold, const char *surface, const char *model, const char *provider,
                      zg_admission *out);
 
+/* Current rate-limit figures of a user's group without counting a request (for error answers
+ * that come before admission). Fills *out's rl_* fields. 0 or -1. */
+int zg_billing_rate_peek(zg_db *db, int64_t user_id, const char *group, int limit, zg_admission *out);
+
 /* What a finished request owes. */
 typedef struct zg_settlement {
     const char *status;     /* "settled" or "abandoned" */

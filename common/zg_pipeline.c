@@ -88,11 +88,18 @@ void zg_call_send_raw(zg_call *c)
 }
 
 /* An error found before admission: the key still decides first (401 beats 400/404/413/503). */
+static int limit_for(const zg_settings *cfg, int which);
+
 static int reject_after_auth(zg_call *c, zg_errkind kind, const char *msg)
 {
     zg_principal who;
     if (zg_auth_require(c->r, &who) != 0)
         return 0;
+    /* not counted against the limit, but the caller still learns where it stands */
+    zg_admission rl;
+    int limit = limit_for(c->r->cfg, c->sf->rl_limit);
+    if (zg_billing_rate_peek(c->r->db, who.user_id, c->sf->rl_group, limit, &rl) == 0)
+        zg_resp_ratelimit(c->r, rl.rl_limit, rl.rl_limit - rl.rl_used, rl.rl_reset);
     return zg_err_reply(c->r, kind, "%s", msg);
 }
 
