@@ -232,6 +232,7 @@ def test_400_404_413_and_priority():
                     body=raw)
         eq(r.status, status, "body %r" % raw[:40])
         assert_error_shape(r, "anthropic")
+        eq(r.headers.get("x-ratelimit-limit"), "1000", "rate-limit headers on a %d" % status)
         # the key is judged first: the same body with a bad key is a 401
         r = request("POST", "/api/v1/messages", headers={"x-api-key": "ck_" + "q" * 43}, body=raw)
         eq(r.status, 401, "401 before %d for %r" % (status, raw[:40]))
