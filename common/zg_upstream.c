@@ -12,6 +12,16 @@
 static _Thread_local CURL *t_easy;
 static _Thread_local CURLM *t_multi;
 
+void zg_upstream_thread_end(void)
+{
+    if (t_multi)
+        curl_multi_cleanup(t_multi);
+    if (t_easy)
+        curl_easy_cleanup(t_easy);
+    t_multi = NULL;
+    t_easy = NULL;
+}
+
 struct xfer {
     zg_req *r;
     const zg_upstream_cb *cb;

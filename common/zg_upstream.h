@@ -40,4 +40,7 @@ typedef struct zg_upstream_out {
 void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
                       int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out);
 
+/* Free this thread's transfer handles and their connections; call as a worker thread exits. */
+void zg_upstream_thread_end(void);
+
 #endif

@@ -7,6 +7,9 @@ The stack under test is described by environment variables (./dev test sets them
   ZG_ADMIN  command that runs zenn-admin, shell-quoted, e.g.
             "env ZENN_CONFIG=/w/.dev/test/zenn.conf /w/build/zenn-admin"
   ZG_STATE  state directory of the test stack (logs under ZG_STATE/log)
+  ZG_CONFIG the zenn.conf the stack's programs read (see config_value())
+  ZG_DEV    path of ./dev (e.g. [ZG_DEV, "test-db", "stop"] for database fault tests)
+  ZG_DB_SOCK the test stack's MariaDB socket
 
 Tests are plain functions named test_* in tests/integration/test_*.py; they fail by
 raising (AssertionError from the helpers below, or anything else) and skip by raising
@@ -26,6 +29,7 @@ BASE = os.environ.get("ZG_BASE", "http://127.0.0.1:18080").rstrip("/")
 FAKE = os.environ.get("ZG_FAKE", "").rstrip("/")
 ADMIN = shlex.split(os.environ.get("ZG_ADMIN", "zenn-admin"))
 STATE = os.environ.get("ZG_STATE", "")
+CONFIG = os.environ.get("ZG_CONFIG", "")
 
 DEFAULT_TIMEOUT = 30
 
@@ -455,3 +459,23 @@ def log_path(name):
     if not STATE:
         raise AssertionError("ZG_STATE is not set")
     return os.path.join(STATE, "log", name)
+
+
+def config_value(section, key, default=None):
+    """A value from the stack's config file (ZG_CONFIG), e.g.
+    int(config_value("upstream", "idle_timeout")).  Returns `default` if absent."""
+    if not CONFIG:
+        raise AssertionError("ZG_CONFIG is not set")
+    sec = None
+    with open(CONFIG, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in ";#":
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                sec = line[1:-1].strip()
+                continue
+            k, sep, v = line.partition("=")
+            if sep and sec == section and k.strip() == key:
+                return v.strip()
+    return default
