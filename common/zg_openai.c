@@ -102,6 +102,35 @@ int zg_openai_chat_prepare(zg_call *c)
     return zg_call_send_json(c);
 }
 
+static const char *skip_blanks(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
+/* Is there a member `name` (quoted) whose value starts with `open` ('{' or '['), and for '[' is
+ * the empty array? Blanks around the colon and inside [] are allowed. */
+static bool member_is(const char *d, size_t n, const char *name, char open)
+{
+    const char *p = d, *end = d + n;
+    size_t nl = strlen(name);
+    while ((p = memmem(p, (size_t)(end - p), name, nl)) != NULL) {
+        p = skip_blanks(p + nl, end);
+        if (p >= end || *p != ':')
+            continue;
+        p = skip_blanks(p + 1, end);
+        if (p >= end || *p != open)
+            continue;
+        if (open == '{')
+            return true;
+        p = skip_blanks(p + 1, end);
+        if (p < end && *p == ']')
+            return true;
+    }
+    return false;
+}
+
 bool zg_openai_chat_hide(zg_call *c, const char *event, size_t elen, const char *data, size_t dlen)
 {
     (void)event;
@@ -109,8 +138,7 @@ bool zg_openai_chat_hide(zg_call *c, const char *event, size_t elen, const char 
     if (!c->surface_state)
         return false;
     /* the usage-only chunk has an empty choices array and a usage object */
-    return memmem(data, dlen, "\"usage\":{", 9) != NULL &&
-           (memmem(data, dlen, "\"choices\":[]", 12) != NULL || memmem(data, dlen, "\"choices\": []", 13) != NULL);
+    return member_is(data, dlen, "\"choices\"", '[') && member_is(data, dlen, "\"usage\"", '{');
 }
 
 int zg_openai_responses_prepare(zg_call *c)

@@ -3,10 +3,13 @@
 
 void zg_sse_init(zg_sse *p, size_t cap)
 {
-    zg_buf_init(&p->buf, cap);
-    zg_buf_init(&p->data, cap);
+    zg_buf_init(&p->buf, cap ? cap : 1);
+    zg_buf_init(&p->data, cap ? cap : 1);
     p->scan = 0;
     p->start = 0;
+    p->cr = 0;
+    p->skip = 0;
+    p->skip_line = 0;
 }
 
 void zg_sse_free(zg_sse *p)
@@ -50,9 +53,9 @@ static int deliver(zg_sse *p, size_t end, zg_sse_fn fn, void *ctx)
                 dlen = vlen;
             } else {
                 if (ndata == 1 && zg_buf_append(&p->data, data, dlen) != ZG_OK)
-                    return ZG_E_TOOBIG;
+                    return ZG_E_NOMEM;
                 if (zg_buf_putc(&p->data, '\n') != ZG_OK || zg_buf_append(&p->data, val, vlen) != ZG_OK)
-                    return ZG_E_TOOBIG;
+                    return ZG_E_NOMEM;
             }
             ndata++;
         }
@@ -64,46 +67,119 @@ static int deliver(zg_sse *p, size_t end, zg_sse_fn fn, void *ctx)
     return fn(ctx, ev, elen, data, dlen, b, end);
 }
 
-int zg_sse_feed(zg_sse *p, const char *bytes, size_t n, zg_sse_fn fn, void *ctx)
+/* Find line ends in buf from p->scan; deliver and consume every event completed. */
+static int scan(zg_sse *p, zg_sse_fn fn, void *ctx)
 {
-    if (zg_buf_append(&p->buf, bytes, n) != ZG_OK)
-        return ZG_E_TOOBIG;
-    for (;;) {
-        const char *b = p->buf.data;
-        size_t len = p->buf.len, i = p->scan;
-        /* find the end of the current line */
-        while (i < len && b[i] != '\n' && b[i] != '\r')
-            i++;
-        if (i == len) {
-            p->scan = i;
-            return 0;
-        }
-        size_t le = i;
-        if (b[i] == '\r') {
-            if (i + 1 == len) { /* CR at the end: wait to see whether LF follows */
-                p->scan = i;
-                return 0;
+    size_t i = p->scan;
+    while (i < p->buf.len) {
+        char ch = p->buf.data[i];
+        if (ch == '\n' && p->cr) {
+            p->cr = 0;
+            if (i == 0) {
+                /* the LF of the CRLF whose CR ended the previous event, arriving late: pass it on */
+                int rc = fn(ctx, "", 0, "", 0, p->buf.data, 1);
+                zg_buf_consume(&p->buf, 1);
+                p->start = p->scan = 0;
+                if (rc)
+                    return rc;
+                continue;
             }
-            i += b[i + 1] == '\n' ? 2 : 1;
-        } else {
-            i++;
+            p->start = ++i; /* the rest of a CRLF line end */
+            continue;
         }
-        int blank = le == p->start;
-        p->start = i;
-        p->scan = i;
+        p->cr = 0;
+        if (ch != '\r' && ch != '\n') {
+            i++;
+            continue;
+        }
+        int blank = i == p->start;
+        p->cr = ch == '\r';
+        p->start = ++i;
         if (!blank)
             continue;
+        /* a blank line ends the event; a CR is delivered at once, with its LF when that is here */
+        if (p->cr && i < p->buf.len && p->buf.data[i] == '\n') {
+            p->cr = 0;
+            i++;
+        }
         int rc = deliver(p, i, fn, ctx);
         zg_buf_consume(&p->buf, i);
-        p->scan = 0;
-        p->start = 0;
+        i = p->start = p->scan = 0;
         if (rc)
             return rc;
     }
+    p->scan = i;
+    return 0;
+}
+
+/* An event over the cap: pass bytes on as they come until its blank line. Returns bytes used. */
+static size_t skip_through(zg_sse *p, const char *bytes, size_t n)
+{
+    size_t j = 0;
+    while (j < n) {
+        char ch = bytes[j++];
+        if (ch == '\n' && p->cr) {
+            p->cr = 0;
+            continue;
+        }
+        p->cr = ch == '\r';
+        if (ch != '\r' && ch != '\n') {
+            p->skip_line = 1;
+            continue;
+        }
+        if (!p->skip_line) {
+            p->skip = 0; /* the blank line: normal parsing resumes after it */
+            if (p->cr && j < n && bytes[j] == '\n') {
+                p->cr = 0;
+                j++;
+            }
+            break;
+        }
+        p->skip_line = 0;
+    }
+    return j;
+}
+
+int zg_sse_feed(zg_sse *p, const char *bytes, size_t n, zg_sse_fn fn, void *ctx)
+{
+    while (n > 0) {
+        int rc;
+        if (p->skip) {
+            size_t used = skip_through(p, bytes, n);
+            rc = fn(ctx, "", 0, "", 0, bytes, used);
+            bytes += used;
+            n -= used;
+            if (rc)
+                return rc;
+            continue;
+        }
+        size_t room = p->buf.cap - p->buf.len;
+        if (room == 0) {
+            /* the buffer holds one incomplete event as large as the cap: hand it on unparsed */
+            p->skip = 1;
+            p->skip_line = p->start < p->buf.len;
+            rc = fn(ctx, "", 0, "", 0, p->buf.data, p->buf.len);
+            zg_buf_reset(&p->buf);
+            p->scan = p->start = 0;
+            if (rc)
+                return rc;
+            continue;
+        }
+        size_t take = n < room ? n : room;
+        rc = zg_buf_append(&p->buf, bytes, take);
+        if (rc != ZG_OK)
+            return rc;
+        bytes += take;
+        n -= take;
+        rc = scan(p, fn, ctx);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 size_t zg_sse_pending(const zg_sse *p, const char **raw)
 {
-    *raw = p->buf.data;
+    *raw = p->buf.data ? p->buf.data : "";
     return p->buf.len;
 }

@@ -101,6 +101,45 @@ static void openai_chat_usage(zg_usage *u, struct json_object *us)
         u->reasoning = v;
 }
 
+/* Usage of one chat stream chunk: top-level "usage" (OpenAI, DeepSeek, Zhipu, Gemini), else the
+ * first choice's "usage" (Moonshot's final chunk without stream_options). */
+static void chat_chunk_usage(zg_usage *u, struct json_object *o)
+{
+    struct json_object *us = get(o, "usage");
+    if (!us || !json_object_is_type(us, json_type_object)) {
+        struct json_object *ch = get(o, "choices");
+        if (ch && json_object_is_type(ch, json_type_array) && json_object_array_length(ch) > 0)
+            us = get(json_object_array_get_idx(ch, 0), "usage");
+    }
+    openai_chat_usage(u, us);
+}
+
+/* Does a chat chunk carry a usage object (not only "usage":null, which every chunk of a stream
+ * with include_usage has)? A byte scan that may say yes wrongly, never no wrongly. */
+static bool has_usage(const char *d, size_t n)
+{
+    const char *p = d, *end = d + n;
+    while ((p = memmem(p, (size_t)(end - p), "\"usage\"", 7)) != NULL) {
+        p += 7;
+        while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\r' || *p == '\n'))
+            p++;
+        if (p + 4 > end || memcmp(p, "null", 4) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* A Responses event without an event: line whose data says it is the terminal one. */
+static bool responses_terminal_type(const char *d, size_t n)
+{
+    static const char *const types[] = {"\"response.completed\"", "\"response.incomplete\"",
+                                        "\"response.failed\""};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (memmem(d, n, types[i], strlen(types[i])))
+            return true;
+    return false;
+}
+
 static void responses_usage(zg_usage *u, struct json_object *us)
 {
     if (!us || !json_object_is_type(us, json_type_object))
@@ -163,9 +202,9 @@ void zg_usage_from_event(zg_usage *u, zg_usage_kind kind, const char *event, siz
     case ZG_USAGE_OPENAI_CHAT:
         if (dlen == 6 && memcmp(data, "[DONE]", 6) == 0) {
             u->finished = true;
-        } else if (memmem(data, dlen, "\"usage\"", 7)) {
+        } else if (has_usage(data, dlen)) {
             o = parse(data, dlen);
-            openai_chat_usage(u, get(o, "usage"));
+            chat_chunk_usage(u, o);
         }
         break;
     case ZG_USAGE_OPENAI_RESPONSES:
@@ -173,6 +212,16 @@ void zg_usage_from_event(zg_usage *u, zg_usage_kind kind, const char *event, siz
             o = parse(data, dlen);
             responses_usage(u, get(get(o, "response"), "usage"));
             u->finished = true;
+        } else if (elen == 0 && responses_terminal_type(data, dlen)) {
+            /* no event: line; the data's own type decides */
+            o = parse(data, dlen);
+            struct json_object *t = get(o, "type");
+            const char *ts = t && json_object_is_type(t, json_type_string) ? json_object_get_string(t) : "";
+            if (strcmp(ts, "response.completed") == 0 || strcmp(ts, "response.incomplete") == 0 ||
+                strcmp(ts, "response.failed") == 0) {
+                responses_usage(u, get(get(o, "response"), "usage"));
+                u->finished = true;
+            }
         }
         break;
     case ZG_USAGE_GEMINI:
@@ -182,6 +231,14 @@ void zg_usage_from_event(zg_usage *u, zg_usage_kind kind, const char *event, siz
         }
         break;
     case ZG_USAGE_IMAGES:
+        /* stream: true: each image ends with an image_generation.completed event */
+        if (EV("image_generation.completed") ||
+            (elen == 0 && memmem(data, dlen, "\"image_generation.completed\"", 28) &&
+             (o = parse(data, dlen)) != NULL && get(o, "type") &&
+             strcmp(json_object_get_string(get(o, "type")), "image_generation.completed") == 0)) {
+            u->units++;
+            u->finished = true;
+        }
         break;
     }
     json_object_put(o);
@@ -198,7 +255,7 @@ void zg_usage_from_body(zg_usage *u, zg_usage_kind kind, const char *json, size_
         u->finished = get(o, "usage") != NULL;
         break;
     case ZG_USAGE_OPENAI_CHAT:
-        openai_chat_usage(u, get(o, "usage"));
+        chat_chunk_usage(u, o);
         u->finished = get(o, "usage") != NULL;
         break;
     case ZG_USAGE_OPENAI_RESPONSES:

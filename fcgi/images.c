@@ -56,7 +56,9 @@ static int prepare(zg_call *c)
     /* image generation is silent for minutes: wait for it, never re-submit */
     c->total_timeout = c->r->cfg->image_timeout;
     c->idle_timeout = c->r->cfg->image_timeout;
-    if (strcmp(c->model_name, c->model.id) == 0) {
+    /* the body must name the catalog model: OpenAI's own default for a missing model is another one */
+    const char *asked = zg_json_str(c->json, "model");
+    if (asked && strcmp(asked, c->model.id) == 0) {
         zg_call_send_raw(c);
         return 0;
     }

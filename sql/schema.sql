@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS catalog_version (
 INSERT IGNORE INTO catalog_version VALUES (1, 1);
 
 -- Per user, per group, per hour window (window_start = unix seconds at the hour).
+-- (Procedure parameters compared with ascii columns are declared ascii too: a utf8mb4 parameter
+-- would make MariaDB convert the column side and scan the table instead of using the index.)
 CREATE TABLE IF NOT EXISTS rate_counters (
   user_id       BIGINT UNSIGNED NOT NULL,
   grp           VARCHAR(16) CHARACTER SET ascii NOT NULL,
@@ -150,7 +152,7 @@ BEGIN
 END //
 
 -- Authenticate a key hash. One row: code (0 ok, 401), user_id, key_id, plan_rank.
-CREATE OR REPLACE PROCEDURE zg_auth(IN p_hash CHAR(64))
+CREATE OR REPLACE PROCEDURE zg_auth(IN p_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin)
 BEGIN
   DECLARE v_user BIGINT UNSIGNED DEFAULT NULL;
   DECLARE v_key BIGINT UNSIGNED DEFAULT NULL;
@@ -169,9 +171,9 @@ END //
 -- upstream call. One row: code, user_id, key_id, plan_rank, rl_limit, rl_used, rl_reset.
 -- code: 0 admitted, 401 bad key, 403 plan too low, 429 rate limited, 402 balance, 4021 key spend limit.
 CREATE OR REPLACE PROCEDURE zg_admit(
-  IN p_hash CHAR(64), IN p_request_id VARCHAR(40), IN p_group VARCHAR(16), IN p_limit INT,
-  IN p_min_plan INT, IN p_hold BIGINT, IN p_surface VARCHAR(16), IN p_model VARCHAR(64),
-  IN p_provider VARCHAR(32))
+  IN p_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_request_id VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin, IN p_group VARCHAR(16) CHARACTER SET ascii,
+  IN p_limit INT, IN p_min_plan INT, IN p_hold BIGINT, IN p_surface VARCHAR(16) CHARACTER SET ascii,
+  IN p_model VARCHAR(64) CHARACTER SET ascii, IN p_provider VARCHAR(32) CHARACTER SET ascii)
 proc: BEGIN
   DECLARE v_user BIGINT UNSIGNED DEFAULT NULL;
   DECLARE v_key BIGINT UNSIGNED DEFAULT NULL;
@@ -195,10 +197,11 @@ proc: BEGIN
     LEAVE proc;
   END IF;
 
-  INSERT INTO rate_counters (user_id, grp, window_start, hits) VALUES (v_user, p_group, v_win, 1)
-    ON DUPLICATE KEY UPDATE hits = hits + 1;
-  SELECT hits INTO v_hits FROM rate_counters
-   WHERE user_id = v_user AND grp = p_group AND window_start = v_win;
+  -- one statement counts the request and hands back the new count through LAST_INSERT_ID()
+  INSERT INTO rate_counters (user_id, grp, window_start, hits)
+    VALUES (v_user, p_group, v_win, LAST_INSERT_ID(1))
+    ON DUPLICATE KEY UPDATE hits = LAST_INSERT_ID(hits + 1);
+  SET v_hits = LAST_INSERT_ID();
   IF v_hits > p_limit THEN
     SELECT 429, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
     LEAVE proc;
@@ -224,7 +227,8 @@ proc: BEGIN
       VALUES (p_request_id, v_user, v_key, p_surface, p_model, p_provider, p_hold);
     COMMIT;
   ELSE
-    UPDATE api_keys SET last_used_at = NOW(3) WHERE id = v_key;
+    UPDATE api_keys SET last_used_at = NOW(3)
+     WHERE id = v_key AND (last_used_at IS NULL OR last_used_at < NOW(3) - INTERVAL 60 SECOND);
   END IF;
   SELECT 0, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
 END //
@@ -233,14 +237,15 @@ END //
 -- and fill in the usage row. Idempotent per request id. One row: code (0 settled now,
 -- 1 already settled or unknown), cash_micros.
 CREATE OR REPLACE PROCEDURE zg_settle(
-  IN p_request_id VARCHAR(40), IN p_status VARCHAR(16), IN p_end_reason VARCHAR(24), IN p_credits BIGINT,
+  IN p_request_id VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin, IN p_status VARCHAR(16) CHARACTER SET ascii, IN p_end_reason VARCHAR(24) CHARACTER SET ascii,
+  IN p_credits BIGINT,
   IN p_in BIGINT, IN p_out BIGINT, IN p_cr BIGINT, IN p_cw5 BIGINT, IN p_cw1h BIGINT, IN p_reason BIGINT,
   IN p_units INT, IN p_estimated TINYINT, IN p_upstream_status INT, IN p_ttfb INT, IN p_duration INT)
 proc: BEGIN
   DECLARE v_user BIGINT UNSIGNED;
   DECLARE v_key BIGINT UNSIGNED;
   DECLARE v_hold BIGINT;
-  DECLARE v_status VARCHAR(16) DEFAULT NULL;
+  DECLARE v_status VARCHAR(16) CHARACTER SET ascii DEFAULT NULL;
   DECLARE v_left BIGINT;
   DECLARE v_cash BIGINT DEFAULT 0;
   DECLARE v_lot BIGINT UNSIGNED;

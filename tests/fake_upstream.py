@@ -579,6 +579,9 @@ class ImagesAPI:
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
                 raise BadRequest(f"invalid n {count!r}: expected an integer 1..10")
         u = h.usage
+        if body.get("stream") is True:
+            self.stream(h, body, count)
+            return
         result = {
             "created": int(time.time()),
             "data": [{"b64_json": TINY_PNG_B64} for _ in range(count)],
@@ -589,6 +592,35 @@ class ImagesAPI:
             if key in body:
                 result[key] = body[key]
         h.send_json(200, result, {"x-request-id": new_id("req_")})
+
+
+    @staticmethod
+    def stream(h: "Handler", body: dict, count: int) -> None:
+        """stream: true: per image, `partial_images` (0..3) image_generation.partial_image events,
+        then image_generation.completed (a content event for drop_after / error_after)."""
+        partial = body.get("partial_images", 0)
+        if isinstance(partial, bool) or not isinstance(partial, int) or not 0 <= partial <= 3:
+            raise BadRequest(f"invalid partial_images {partial!r}: expected an integer 0..3")
+        u = h.usage
+        common = {"created_at": int(time.time()), "size": body.get("size", "1024x1024"),
+                  "quality": body.get("quality", "high"), "background": body.get("background", "opaque"),
+                  "output_format": body.get("output_format", "png")}
+        frames = []
+        for _ in range(count):
+            frames += [(sse({"type": "image_generation.partial_image", "b64_json": TINY_PNG_B64, **common,
+                             "partial_image_index": i}, "image_generation.partial_image"), False)
+                       for i in range(partial)]
+            frames.append((sse({"type": "image_generation.completed", "b64_json": TINY_PNG_B64, **common,
+                                "usage": {"input_tokens": u.input, "output_tokens": u.output,
+                                          "total_tokens": u.input + u.output,
+                                          "input_tokens_details": {"text_tokens": u.input, "image_tokens": 0}}},
+                               "image_generation.completed"), True))
+
+        def error_frame(_sent: int) -> bytes:
+            return sse({"type": "error", "error": error_body("openai", 500, "fake upstream stream error")["error"]},
+                       "error")
+
+        h.send_stream("text/event-stream; charset=utf-8", frames, {"x-request-id": new_id("req_")}, error_frame)
 
 
 class ModelsAPI:

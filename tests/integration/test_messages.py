@@ -385,6 +385,34 @@ def test_concurrent_requests_within_overdraft_bound():
         eq(r.status, 402, "a balance at or below zero refuses new requests")
 
 
+def kill_stack_programs(name):
+    """SIGKILL the processes of program `name` that belong to this test stack (found by the
+    config path in their environment or command line), never another stack's."""
+    conf = os.environ.get("ZG_CONFIG", "")
+    state = os.environ.get("ZG_STATE", "")
+    killed = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read()
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        prog = cmd.split(b"\0")[0]
+        if not (prog.endswith(b"/fcgi/" + name.encode()) or prog.endswith(b"/" + name.encode() + b".fcgi")):
+            continue
+        mine = (conf and (conf.encode() in env or conf.encode() in cmd)) or (state and prog.startswith(state.encode()))
+        if not mine:
+            continue
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+            killed += 1
+        except OSError:
+            pass
+    return killed
+
+
 def test_worker_killed_mid_stream_is_reaped():
     email, key = new_user()
     s = stream("POST", "/api/v1/messages", headers=auth(key),
@@ -394,8 +422,9 @@ def test_worker_killed_mid_stream_is_reaped():
     pending = wait_until(lambda: [u for u in usage(email) if u["status"] == "pending"] or None, timeout=5,
                          msg="a pending usage row")
     eq(len(pending), 1)
-    # SIGKILL every messages worker: the request can no longer settle itself
-    subprocess.run(["pkill", "-KILL", "-f", "/fcgi/messages"], check=False)
+    # SIGKILL this stack's messages workers: the request can no longer settle itself
+    killed = kill_stack_programs("messages")
+    ok(killed, "found this stack's messages workers to kill")
     s.close()
     time.sleep(0.5)
     eq(usage(email)[0]["status"], "pending", "still pending after the worker died")
