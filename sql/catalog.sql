@@ -51,5 +51,10 @@ INSERT IGNORE INTO model_aliases (alias, model_id) VALUES
 ('gemini-3-flash',            'gemini-3-flash-preview'),
 ('gemini-3-pro',              'gemini-3-pro-preview'),
 ('gemini-3.1-pro',            'gemini-3.1-pro-preview'),
+-- Default models the CLIs ask for when the user names none: plain `claude` runs Sonnet 4.6 here,
+-- and Gemini CLI's routing call (flash-lite) is served by Gemini 3 Flash.
+('claude-opus-5-5',           'claude-sonnet-4-6'),
+('gemini-3.5-flash-lite',     'gemini-3-flash-preview'),
+('gemini-3.1-flash-lite',     'gemini-3-flash-preview'),
 ('deepseek-chat',             'deepseek-v4-flash'),
 ('deepseek-reasoner',         'deepseek-v4-pro');
