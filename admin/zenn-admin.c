@@ -16,6 +16,7 @@
  * (at most 6 decimals); a top-up grants USD x 1e6 x the plan's multiplier credits.
  */
 #include "zg_auth.h"
+#include "zg_billing.h"
 #include "zg_catalog.h"
 #include "zg_config.h"
 #include "zg_db.h"
@@ -32,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* The embedded SQL texts (admin/sql_embed.c, generated from sql/ by admin/embed.sh). */
 extern const char zg_sql_schema[];
@@ -1395,6 +1397,29 @@ static const char SQL_REAP_FIND[] = "SELECT request_id, hold_credits FROM usage_
 static const char SQL_REAP_SETTLE[] =
     "CALL zg_settle(?, 'abandoned', 'abandoned', ?, 0, 0, 0, 0, 0, 0, 0, 1, NULL, NULL, NULL)";
 
+/* Apply the settlements spooled while the database was unreachable. 0, or -1 (reported). */
+static int replay_spool(app *a, const args *g, bool verbose)
+{
+    int n = zg_billing_replay_spool(a->db, &a->settings);
+    if (n < 0) {
+        fail(g, "cannot replay the spool %s: %s", a->settings.spool_path, zg_db_error(a->db));
+        return -1;
+    }
+    struct stat st;
+    long long left = stat(a->settings.spool_path, &st) == 0 ? (long long)st.st_size : 0;
+    if (verbose || n > 0)
+        printf("spool %s: replayed %d settlement(s)%s\n", a->settings.spool_path, n,
+               left > 0 ? "; some remain (database errors, see the log)" : "");
+    return left > 0 ? -1 : 0;
+}
+
+static int cmd_spool_replay(app *a, const args *g)
+{
+    if (!app_db(a, g))
+        return RC_FAIL;
+    return replay_spool(a, g, true) == 0 ? RC_OK : RC_FAIL;
+}
+
 static int cmd_reap(app *a, const args *g)
 {
     const char *s = opt(g, "older-than");
@@ -1403,6 +1428,9 @@ static int cmd_reap(app *a, const args *g)
         return bad_usage(g, "bad --older-than '%s' (expected whole seconds)", s);
     if (!app_db(a, g))
         return RC_FAIL;
+    /* spooled settlements first: reaping would charge those requests their hold instead */
+    if (replay_spool(a, g, false) != 0)
+        return fail(g, "settlements are still spooled; not reaping until they are applied");
     if (older < 0)
         older = a->settings.reap_after;
     int64_t reaped = 0, charged = 0;
@@ -1503,7 +1531,12 @@ static const verb VERBS[] = {
     {"model", "unalias", cmd_model_unalias, 1, 1, "", "ALIAS", "Remove an alias", "An unknown alias exits 1.\n"},
     {"reap", NULL, cmd_reap, 0, 0, "older-than=", "[--older-than SECONDS]", "Settle requests left pending",
      "Requests still pending after SECONDS (default: [billing] reap_after) are settled as abandoned:\n"
-     "charged the hold placed before their upstream call and flagged estimated.\n"},
+     "charged the hold placed before their upstream call and flagged estimated.\n"
+     "Settlements waiting in the spool ([billing] spool_path) are replayed first.\n"},
+    {"spool", "replay", cmd_spool_replay, 0, 0, "", "", "Apply settlements spooled while the database was down",
+     "Settlements that could not reach the database are appended to [billing] spool_path; the\n"
+     "programs replay it on their own every few seconds. This replays it now. Exits 1 when some\n"
+     "settlements could not be applied (they stay in the spool).\n"},
 };
 #define N_VERBS (sizeof VERBS / sizeof VERBS[0])
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,6 +149,15 @@ int zg_billing_settle(zg_db *db, const zg_settings *cfg, const char *request_id,
     return -1;
 }
 
+int zg_billing_cancel(zg_db *db, const zg_settings *cfg, const char *request_id)
+{
+    zg_settlement s = {.status = "abandoned", .end_reason = "abandoned", .ttfb_ms = -1, .duration_ms = -1};
+    if (settle_once(db, request_id, &s, NULL) == 0 || spool_append(cfg, request_id, &s) == 0)
+        return 0;
+    zg_error("admission of %s may hold credits: database unreachable and spool unwritable", request_id);
+    return -1;
+}
+
 static int parse_spool_line(char *line, char **rid, zg_settlement *s)
 {
     char *f[15];
@@ -180,9 +190,32 @@ static int parse_spool_line(char *line, char **rid, zg_settlement *s)
     return 0;
 }
 
+/* Server errors that say the data is wrong, not that the database is unavailable: retrying the
+ * same line can never succeed. */
+static int rejected_by_data(unsigned e)
+{
+    return e == 1048 /* null */ || e == 1264 /* out of range */ || e == 1265 /* truncated */ ||
+           e == 1292 /* bad value */ || e == 1366 /* incorrect value */ || e == 1406 /* too long */ ||
+           e == 1644 /* signalled by a procedure */;
+}
+
+static void dead_letter(const zg_settings *cfg, const char *line)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s.rejected", cfg->spool_path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    size_t n = strlen(line);
+    if (write(fd, line, n) == (ssize_t)n)
+        fsync(fd);
+    close(fd);
+}
+
 int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
 {
-    if (!cfg->spool_path[0] || access(cfg->spool_path, F_OK) != 0)
+    struct stat st;
+    if (!cfg->spool_path[0] || stat(cfg->spool_path, &st) != 0 || st.st_size == 0)
         return 0;
     int fd = open(cfg->spool_path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
@@ -211,6 +244,11 @@ int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
         }
         if (!failed && settle_once(db, rid, &s, NULL) == 0) {
             applied++;
+        } else if (!failed && rejected_by_data(zg_db_errno(db))) {
+            /* the database is up but refuses this line: keeping it would block the spool forever */
+            zg_error("spool: settlement of %s refused (%s); moved to %s.rejected", rid, zg_db_error(db),
+                     cfg->spool_path);
+            dead_letter(cfg, line);
         } else {
             failed = 1;
             zg_buf_puts(&keep, line);

@@ -59,8 +59,14 @@ typedef struct zg_settlement {
  * neither was possible (logged loudly). *cash (may be NULL) gets the money consumed. */
 int zg_billing_settle(zg_db *db, const zg_settings *cfg, const char *request_id, const zg_settlement *s,
                       int64_t *cash);
+/* Undo an admission whose outcome is unknown (the database failed during zg_billing_admit: the
+ * procedure may have committed before the connection broke). Settles request_id as abandoned at 0
+ * credits, releasing any hold; a request that was never admitted is left alone (zg_settle is a no-op
+ * for unknown ids). One try, then the spool. 0, or -1 if neither worked. */
+int zg_billing_cancel(zg_db *db, const zg_settings *cfg, const char *request_id);
 /* Replay spooled settlements; returns how many were applied, -1 on error. Safe to run from
- * several processes (the spool is locked while replayed). */
+ * several processes (the spool is locked while replayed). Lines the database refuses as bad data
+ * are moved to "<spool_path>.rejected" (logged); on any other failure the rest stays spooled. */
 int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg);
 /* Settle requests left pending longer than age_s (their worker died) at their hold, flagged
  * estimated, status abandoned. Returns how many, -1 on error. */

@@ -97,14 +97,49 @@ int zg_buf_printf(zg_buf *b, const char *fmt, ...)
     return rc;
 }
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), or 0 if the bytes there are not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
 int zg_buf_json_str(zg_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u8 = (const unsigned char *)s;
     size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u8[i];
         const char *esc = NULL;
         char u[7];
+        size_t skip = 1;
         switch (c) {
         case '"': esc = "\\\""; break;
         case '\\': esc = "\\\\"; break;
@@ -116,16 +151,25 @@ int zg_buf_json_str(zg_buf *b, const char *s, size_t n)
                 u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
                 u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = '\0';
                 esc = u;
+            } else if (c >= 0x80) {
+                skip = utf8_seq(u8 + i, n - i);
+                if (skip == 0) {
+                    esc = "\xEF\xBF\xBD"; /* U+FFFD for each byte that is not valid UTF-8 */
+                    skip = 1;
+                }
             }
         }
-        if (!esc)
+        if (!esc) {
+            i += skip;
             continue;
+        }
         int rc = zg_buf_append(b, s + start, i - start);
         if (rc == ZG_OK)
             rc = zg_buf_puts(b, esc);
         if (rc != ZG_OK)
             return rc;
-        start = i + 1;
+        i += skip;
+        start = i;
     }
     return zg_buf_append(b, s + start, n - start);
 }

@@ -30,7 +30,8 @@ int zg_buf_putc(zg_buf *b, char c);
 /* Append formatted text (vsnprintf into the buffer). */
 int zg_buf_printf(zg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int zg_buf_vprintf(zg_buf *b, const char *fmt, va_list ap);
-/* Append s as the body of a JSON string (without quotes), escaping as RFC 8259 requires. */
+/* Append s as the body of a JSON string (without quotes), escaping as RFC 8259 requires; each byte
+ * that is not part of well-formed UTF-8 becomes U+FFFD, so the output is always valid JSON text. */
 int zg_buf_json_str(zg_buf *b, const char *s, size_t n);
 /* Drop the first n bytes (n <= len). */
 void zg_buf_consume(zg_buf *b, size_t n);

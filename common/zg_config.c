@@ -4,10 +4,12 @@
 #include "zg_num.h"
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef ZG_LOCALSTATEDIR
 #define ZG_LOCALSTATEDIR "/usr/local/var"
@@ -209,11 +211,32 @@ const char *zg_config_get(const zg_config *c, const char *section, const char *k
     return def;
 }
 
+/* "<directory of the running executable>/zenn.conf" into out; -1 if the executable is unknown. */
+static int beside_exe_path(char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    int w = snprintf(out, cap, "%s/zenn.conf", exe);
+    return w > 0 && (size_t)w < cap ? 0 : -1;
+}
+
 const char *zg_config_default_path(void)
 {
     const char *env = getenv("ZENN_CONFIG");
     if (env && *env)
         return env;
+    /* Shared hosting: a program started by the host's web server gets neither --config nor
+     * ZENN_CONFIG, so a zenn.conf in the program's own directory is used when it exists. */
+    static char beside[PATH_MAX];
+    if (beside_exe_path(beside, sizeof beside) == 0 && access(beside, F_OK) == 0)
+        return beside;
     return ZG_SYSCONFDIR "/zenn-gateway/zenn.conf";
 }
 
@@ -408,7 +431,7 @@ int zg_settings_load(zg_settings *s, const char *path, char *err, size_t errlen)
         c = zg_config_load(path, err, errlen);
         if (!c)
             return -1;
-        int secret = zg_config_get(c, "database", "password", NULL) != NULL;
+        int secret = *zg_config_get(c, "database", "password", "") != '\0';
         for (int i = 0; i < ZG_PROV_COUNT && !secret; i++) {
             char sec[48];
             snprintf(sec, sizeof sec, "provider.%s", prov_names[i]);

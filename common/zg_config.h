@@ -60,7 +60,9 @@ zg_config *zg_config_load(const char *path, char *err, size_t errlen);
 const char *zg_config_get(const zg_config *c, const char *section, const char *key, const char *def);
 void zg_config_free(zg_config *c);
 
-/* The config path: $ZENN_CONFIG, else the compiled-in default under sysconfdir. */
+/* The config path when no --config is given: $ZENN_CONFIG, else zenn.conf in the directory of the
+ * running executable if that file exists, else the compiled-in default under sysconfdir. Returns a
+ * static buffer: call it before starting threads. */
 const char *zg_config_default_path(void);
 
 /* Fill s from defaults, then the parsed file c (may be NULL), then the environment

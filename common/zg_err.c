@@ -79,10 +79,20 @@ int zg_err_reply(zg_req *r, zg_errkind kind, const char *fmt, ...)
     zg_err_body(&b, r->proto, kind, msg);
     if (r->started) {
         /* mid-stream: the status is gone; say it as the protocol's error event */
-        if (r->proto == ZG_PROTO_ANTHROPIC)
+        if (r->responses_stream) {
+            /* the Responses API's own error event: {"type":"error","code","message","param"} */
+            const struct errdef *d = &defs[(unsigned)kind < ZG_ERR_COUNT ? kind : ZG_ERR_INTERNAL];
+            zg_buf_reset(&b);
+            zg_buf_printf(&b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"",
+                          d->oai_code ? d->oai_code : d->openai);
+            zg_buf_json_str(&b, msg, strlen(msg));
+            zg_buf_puts(&b, "\",\"param\":null}");
             zg_resp_write(r, "event: error\ndata: ", 19);
-        else
+        } else if (r->proto == ZG_PROTO_ANTHROPIC) {
+            zg_resp_write(r, "event: error\ndata: ", 19);
+        } else {
             zg_resp_write(r, "data: ", 6);
+        }
         zg_resp_write(r, b.data, b.len);
         zg_resp_write(r, "\n\n", 2);
         zg_resp_flush(r);

@@ -143,6 +143,7 @@ bool zg_openai_chat_hide(zg_call *c, const char *event, size_t elen, const char 
 
 int zg_openai_responses_prepare(zg_call *c)
 {
+    c->r->responses_stream = c->stream;
     if (zg_call_url(c, c->r->cfg->prov[c->provider].base_url, "/responses", NULL) != 0 || common_headers(c) != 0)
         return -1;
     if (strcmp(c->model_name, c->model.id) == 0) {

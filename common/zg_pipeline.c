@@ -87,6 +87,77 @@ void zg_call_send_raw(zg_call *c)
     c->send_len = c->r->body.len;
 }
 
+/* Types of the well-known request fields every surface shares, checked before a surface's own
+ * parse so a wrong type is a 400 here rather than a silent default or an upstream round trip. A JSON
+ * null counts as absent. */
+enum { F_NAME, F_BOOL, F_COUNT, F_ARRAY, F_OBJECT };
+#define COUNT_MAX 100000000
+
+static const struct {
+    const char *name;
+    int kind;
+} common_fields[] = {
+    {"model", F_NAME},
+    {"stream", F_BOOL},
+    {"max_tokens", F_COUNT},
+    {"max_completion_tokens", F_COUNT},
+    {"max_output_tokens", F_COUNT},
+    {"messages", F_ARRAY},
+    {"contents", F_ARRAY},
+    {"generationConfig", F_OBJECT},
+};
+
+static int check_field(struct json_object *o, const char *name, int kind, char *why, size_t whylen)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, name, &v) || !v)
+        return 0;
+    switch (kind) {
+    case F_NAME: {
+        size_t n = json_object_is_type(v, json_type_string) ? (size_t)json_object_get_string_len(v) : 0;
+        if (n == 0 || n > 128 || strlen(json_object_get_string(v)) != n) {
+            snprintf(why, whylen, "%s: expected a model name (a non-empty string of at most 128 bytes)", name);
+            return -1;
+        }
+        return 0;
+    }
+    case F_BOOL:
+        if (json_object_is_type(v, json_type_boolean))
+            return 0;
+        snprintf(why, whylen, "%s: expected true or false", name);
+        return -1;
+    case F_COUNT: {
+        int64_t x = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+        if (x >= 0 && x <= COUNT_MAX)
+            return 0;
+        snprintf(why, whylen, "%s: expected a whole number from 0 to %d", name, COUNT_MAX);
+        return -1;
+    }
+    case F_ARRAY:
+        if (json_object_is_type(v, json_type_array))
+            return 0;
+        snprintf(why, whylen, "%s: expected an array", name);
+        return -1;
+    default:
+        if (json_object_is_type(v, json_type_object))
+            return 0;
+        snprintf(why, whylen, "%s: expected an object", name);
+        return -1;
+    }
+}
+
+static int check_common_fields(struct json_object *o, char *why, size_t whylen)
+{
+    for (size_t i = 0; i < sizeof common_fields / sizeof common_fields[0]; i++)
+        if (check_field(o, common_fields[i].name, common_fields[i].kind, why, whylen) != 0)
+            return -1;
+    struct json_object *gc;
+    if (json_object_object_get_ex(o, "generationConfig", &gc) && gc &&
+        check_field(gc, "maxOutputTokens", F_COUNT, why, whylen) != 0)
+        return -1;
+    return 0;
+}
+
 /* An error found before admission: the key still decides first (401 beats 400/404/413/503). */
 static int limit_for(const zg_settings *cfg, int which);
 
@@ -134,7 +205,10 @@ static int on_head(void *ctx, int status, const char *ctype)
     }
     if (!c->up_ok)
         zg_resp_header(r, "x-should-retry", status == 429 || status >= 500 ? "true" : "false");
-    return zg_resp_start(r);
+    /* a JSON answer is held until it is complete (see on_body), so a transfer that breaks off
+     * becomes a protocol-shaped 502/504 instead of a cut body behind a 200; streams (SSE, or
+     * Gemini's streamed JSON array) are relayed as they come */
+    return c->is_sse || c->stream ? zg_resp_start(r) : 0;
 }
 
 static int on_event(void *ctx, const char *ev, size_t elen, const char *data, size_t dlen, const char *raw,
@@ -166,9 +240,29 @@ static int on_body(void *ctx, const char *p, size_t n)
         }
         return zg_resp_flush(c->r);
     }
-    if (c->body_copy.len < BODY_COPY_CAP)
-        zg_buf_append(&c->body_copy, p, n);
+    if (!c->r->started) {
+        if (zg_buf_append(&c->body_copy, p, n) == ZG_OK)
+            return 0;
+        /* too big to hold: relay what is held and the rest as it arrives */
+        if (zg_resp_write(c->r, c->body_copy.data, c->body_copy.len) != 0)
+            return -1;
+    } else if (c->body_copy.len < BODY_COPY_CAP) {
+        zg_buf_append(&c->body_copy, p, n); /* kept for usage parsing */
+    }
     return zg_resp_write(c->r, p, n);
+}
+
+/* Send a held JSON answer once the upstream transfer completed. */
+static void release_body(zg_call *c)
+{
+    zg_req *r = c->r;
+    if (c->is_sse || r->started || r->client_gone)
+        return;
+    char len[32];
+    snprintf(len, sizeof len, "%zu", c->body_copy.len);
+    zg_resp_header(r, "Content-Length", len);
+    if (zg_resp_write(r, c->body_copy.data ? c->body_copy.data : "", c->body_copy.len) == 0)
+        zg_resp_flush(r);
 }
 
 static int on_idle(void *ctx)
@@ -219,6 +313,9 @@ static int admit_reply(zg_call *c)
         return zg_err_reply(r, ZG_ERR_KEY_LIMIT,
                             "This API key has reached its spend limit; raise the key limit or use another key");
     default:
+        /* the admission may have committed before the database failed: release it */
+        if (c->hold > 0)
+            zg_billing_cancel(r->db, r->cfg, r->request_id);
         return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly");
     }
 }
@@ -229,11 +326,14 @@ static void stream_error(zg_call *c, zg_errkind kind, const char *msg)
     if (c->r->client_gone)
         return;
     if (!c->r->started) {
+        zg_buf_reset(&c->r->headers); /* drop the upstream's content type held for a JSON answer */
         zg_err_reply(c->r, kind, "%s", msg);
         return;
     }
     if (c->is_sse)
         zg_err_reply(c->r, kind, "%s", msg); /* written as an error event */
+    else
+        zg_resp_abort(c->r); /* a cut JSON body must not look complete */
 }
 
 static void settle(zg_call *c, const zg_upstream_out *up)
@@ -312,6 +412,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     }
     struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
     if (tok) {
+        json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8); /* RFC 8259: JSON text is UTF-8 */
         c.json = json_tokener_parse_ex(tok, r->body.data, (int)r->body.len);
         enum json_tokener_error je = json_tokener_get_error(tok);
         if (je != json_tokener_success || tok->char_offset != (int)r->body.len) {
@@ -328,7 +429,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
         reject_after_auth(&c, ZG_ERR_INVALID, why[0] ? why : "Request body must be a JSON object");
         goto done;
     }
-    if (sf->parse(&c, why, sizeof why) != 0) {
+    if (check_common_fields(c.json, why, sizeof why) != 0 || sf->parse(&c, why, sizeof why) != 0) {
         reject_after_auth(&c, ZG_ERR_INVALID, why);
         goto done;
     }
@@ -380,6 +481,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
                     up.error);
         switch (up.result) {
         case ZG_UP_OK:
+            release_body(&c);
             if (c.is_sse && c.up_ok && !c.usage.finished)
                 stream_error(&c, ZG_ERR_UPSTREAM, "The upstream stream ended before it was complete");
             break;

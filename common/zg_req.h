@@ -31,6 +31,7 @@ typedef struct zg_req {
     zg_buf headers;      /* "Name: value\r\n" lines added so far */
     bool started;        /* status line and headers written */
     bool client_gone;    /* a write or flush to the client failed */
+    bool responses_stream; /* an OpenAI Responses stream: errors go out as `event: error` */
     /* rate-limit headers, added to every response once set */
     int64_t rl_limit, rl_remaining, rl_reset;
     bool rl_set;
@@ -72,6 +73,11 @@ int zg_resp_start(zg_req *r);
 int zg_resp_write(zg_req *r, const void *p, size_t n);
 /* Push buffered bytes to the web server. -1 (and r->client_gone) when the client is gone. */
 int zg_resp_flush(zg_req *r);
+/* Cut a response that has started but cannot be completed (the upstream broke off a non-streamed
+ * body): what was written is flushed, then the connection to the web server is shut down without
+ * ending the request, so the client sees a broken transfer instead of a short body that looks
+ * whole. Marks the client gone. */
+void zg_resp_abort(zg_req *r);
 /* A whole JSON response: status, content-type application/json, body. */
 int zg_resp_json(zg_req *r, int status, const char *json, size_t n);
 

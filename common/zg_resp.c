@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 void zg_resp_status(zg_req *r, int status)
 {
@@ -79,6 +80,16 @@ int zg_resp_flush(zg_req *r)
         return -1;
     }
     return 0;
+}
+
+void zg_resp_abort(zg_req *r)
+{
+    if (!r->fcgx)
+        return;
+    if (r->started && !r->client_gone)
+        FCGX_FFlush(r->fcgx->out);
+    shutdown(r->fcgx->ipcFd, SHUT_RDWR);
+    r->client_gone = true;
 }
 
 int zg_resp_json(zg_req *r, int status, const char *json, size_t n)

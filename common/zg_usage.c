@@ -168,7 +168,9 @@ static void gemini_chunk(zg_usage *u, struct json_object *o)
         if (num(um, "promptTokenCount", &prompt))
             u->have_input = true;
         num(um, "cachedContentTokenCount", &cached);
-        if (num(um, "candidatesTokenCount", &cand) | num(um, "thoughtsTokenCount", &thoughts))
+        bool have_cand = num(um, "candidatesTokenCount", &cand);
+        bool have_thoughts = num(um, "thoughtsTokenCount", &thoughts);
+        if (have_cand || have_thoughts)
             u->have_output = true;
         if (cached > prompt)
             cached = prompt;

@@ -446,7 +446,11 @@ def test_upstream_timeout_504_and_unreachable_502():
         events = list(s)
     eq([e.event for e in events[:-1]], ["response.created", "response.in_progress", "response.output_item.added",
                                         "response.content_part.added"])
-    eq(assert_error_shape(events[-1].json(), "openai")["error"]["code"], "upstream_error")
+    # the Responses API's own error event
+    eq(events[-1].event, "error")
+    eq(events[-1].json()["type"], "error")
+    eq(events[-1].json()["code"], "upstream_error")
+    ok(events[-1].json()["message"], "error event message")
     # no usage was reported: input is estimated as ceil(request bytes / 4) at gpt-5.5's $5/MTok
     est = (len(raw) + 3) // 4
     u = check_one(email, (est * 5000000 + 500000) // 1000000, end_reason="upstream_dropped")
@@ -528,8 +532,13 @@ def test_upstream_drop_mid_stream_settles_once():
             events = list(s)
         ok(events[-1].data != "[DONE]", "no [DONE] after a drop")
         last = events[-1].json()
-        assert_error_shape(last, "openai")
-        eq(last["error"]["code"], "upstream_error", "%s: the client is told the stream broke" % path)
+        if path == RESP:  # the Responses API's error event: event: error, {"type":"error","code",...}
+            eq(events[-1].event, "error")
+            eq(last["type"], "error")
+            eq(last["code"], "upstream_error", "%s: the client is told the stream broke" % path)
+        else:
+            assert_error_shape(last, "openai")
+            eq(last["error"]["code"], "upstream_error", "%s: the client is told the stream broke" % path)
         rec = fake_requests(path_contains=path.rsplit("/", 1)[1], wait_ms=3000)[-1]
         eq(rec["outcome"], "dropped")
         u = settled_rows(email, 1)[0]

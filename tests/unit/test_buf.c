@@ -32,6 +32,14 @@ int main(void)
         {"\x01", "\\u0001"},
         {"\x1f", "\\u001f"},
         {"héllo", "héllo"},
+        {"\xf0\x9f\x98\x80 4-byte", "\xf0\x9f\x98\x80 4-byte"},
+        {"bad\xff", "bad\xef\xbf\xbd"},
+        {"cut\xc3", "cut\xef\xbf\xbd"},
+        {"\xc3(", "\xef\xbf\xbd("},
+        {"overlong\xc0\xaf", "overlong\xef\xbf\xbd\xef\xbf\xbd"},
+        {"surrogate\xed\xa0\x80", "surrogate\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"big\xf4\x90\x80\x80", "big\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xe2\x82\xac\xe2\x82", "\xe2\x82\xac\xef\xbf\xbd\xef\xbf\xbd"},
     };
     for (size_t i = 0; i < sizeof esc / sizeof esc[0]; i++) {
         zg_buf_init(&b, 1024);
