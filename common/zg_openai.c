@@ -5,18 +5,7 @@
 
 static int take_model(zg_call *c, char *why, size_t whylen)
 {
-    const char *model = zg_json_str(c->json, "model");
-    if (!model || !*model) {
-        snprintf(why, whylen, "model: a model name is required (GET /api/v1/codex/models lists them)");
-        return -1;
-    }
-    if (strlen(model) >= sizeof c->model_name) {
-        snprintf(why, whylen, "model: name too long");
-        return -1;
-    }
-    memcpy(c->model_name, model, strlen(model) + 1);
-    c->stream = zg_json_bool(c->json, "stream");
-    return 0;
+    return zg_call_take_model(c, "/api/v1/codex/models", why, whylen);
 }
 
 int zg_openai_chat_parse(zg_call *c, char *why, size_t whylen)

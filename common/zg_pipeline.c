@@ -40,6 +40,22 @@ bool zg_json_bool(struct json_object *o, const char *key)
            json_object_get_boolean(v);
 }
 
+int zg_call_take_model(zg_call *c, const char *list_path, char *why, size_t whylen)
+{
+    const char *model = zg_json_str(c->json, "model");
+    if (!model || !*model) {
+        snprintf(why, whylen, "model: a model name is required (GET %s lists them)", list_path);
+        return -1;
+    }
+    if (strlen(model) >= sizeof c->model_name) {
+        snprintf(why, whylen, "model: name too long");
+        return -1;
+    }
+    memcpy(c->model_name, model, strlen(model) + 1);
+    c->stream = zg_json_bool(c->json, "stream");
+    return 0;
+}
+
 int zg_call_header(zg_call *c, const char *name, const char *value)
 {
     char line[8192];

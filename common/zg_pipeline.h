@@ -79,6 +79,9 @@ int zg_call_url(zg_call *c, const char *base, const char *path, const char *quer
 int zg_call_send_json(zg_call *c);
 /* Send the client's body bytes unchanged. */
 void zg_call_send_raw(zg_call *c);
+/* Take "model" (required, not empty, fits model_name) and "stream" from the body. On failure
+ * writes a reason naming `list_path` (where models are listed) to why and returns -1. */
+int zg_call_take_model(zg_call *c, const char *list_path, char *why, size_t whylen);
 /* Member `key` of object o as a string (NULL if absent or not a string). */
 const char *zg_json_str(struct json_object *o, const char *key);
 /* Member `key` of o as a non-negative integer into *out; returns true if it was one. */

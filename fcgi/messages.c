@@ -9,17 +9,8 @@
 
 static int parse(zg_call *c, char *why, size_t whylen)
 {
-    const char *model = zg_json_str(c->json, "model");
-    if (!model || !*model) {
-        snprintf(why, whylen, "model: a model name is required (GET /api/v1/models lists them)");
+    if (zg_call_take_model(c, "/api/v1/models", why, whylen) != 0)
         return -1;
-    }
-    if (strlen(model) >= sizeof c->model_name) {
-        snprintf(why, whylen, "model: name too long");
-        return -1;
-    }
-    memcpy(c->model_name, model, strlen(model) + 1);
-    c->stream = zg_json_bool(c->json, "stream");
     zg_json_int(c->json, "max_tokens", &c->max_output);
     return 0;
 }

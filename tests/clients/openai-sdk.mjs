@@ -1,6 +1,6 @@
 // Drive the OpenAI Node SDK against the gateway's OpenAI-compatible surface.
 //
-//   node openai-sdk.mjs chat|chat_stream|responses|responses_stream|models ...
+//   node openai-sdk.mjs chat|chat_stream|responses|responses_stream|images|models ...
 //
 // ZG_CLIENT_MODEL model id (gpt-5.5).  The SDK sends the key as Authorization: Bearer.
 // chat_stream is sent as a plain client would: no stream_options.
@@ -52,6 +52,11 @@ await run(sdk, {
     s.on('response.output_text.delta', (ev) => { deltas += ev.delta; });
     const r = await s.finalResponse();
     return { id: r.id, status: r.status, text: r.output_text, deltas, usage: r.usage, events };
+  },
+  async images() {
+    // images.generate posts to {baseURL}/images/generations: give the driver the /api/v1 base
+    const r = await client.images.generate({ model: 'gpt-image-2', prompt: 'A small red apple', n: 2 });
+    return { n: r.data.length, b64: r.data.every((d) => typeof d.b64_json === 'string' && d.b64_json.length > 0) };
   },
   async models() {
     const ids = [];

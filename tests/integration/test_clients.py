@@ -455,6 +455,24 @@ def test_openai_sdk():
     expect_billed(email, 4, ["gpt-5.5"] * 4)
 
 
+def test_openai_sdk_images_generate():
+    """openai (Node): images.generate on /api/v1/images/generations, billed per image returned."""
+    email, key = new_user()
+    rep = run_driver("openai-sdk.mjs", ["images"], ANTHROPIC, key)
+    eq(rep["images"]["n"], 2)
+    ok(rep["images"]["b64"], "every image carries b64_json")
+    expect_calls(key, [("POST", "/openai/v1/images/generations", "", "gpt-image-2")])
+
+    def settled():
+        rows = usage_rows(email)
+        return rows if rows and all(r["status"] != "pending" for r in rows) else None
+    rows = wait_until(settled, timeout=15, msg="a settled image usage row")
+    eq(len(rows), 1)
+    eq(rows[0]["units"], 2)
+    eq(rows[0]["credits"], 2 * 60000, "60000 credits per image")
+    eq(admin_json("balance", email, "--json")["credits"], START_CREDITS - 2 * 60000)
+
+
 # ----------------------------------------------------------------------------- Codex CLI
 
 
