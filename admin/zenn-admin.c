@@ -38,6 +38,7 @@
 /* The embedded SQL texts (admin/sql_embed.c, generated from sql/ by admin/embed.sh). */
 extern const char zg_sql_schema[];
 extern const char zg_sql_catalog[];
+extern const char zg_sql_migrate_2[];
 
 #ifndef ZG_SYSCONFDIR
 #define ZG_SYSCONFDIR "/usr/local/etc"
@@ -54,6 +55,7 @@ static const struct migration {
     const char *sql;
 } MIGRATIONS[] = {
     {1, "initial schema", zg_sql_schema},
+    {2, "leases and batched settlement", zg_sql_migrate_2},
 };
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -759,6 +761,9 @@ static const char SQL_STATUS[] =
     " (SELECT COUNT(*) FROM usage_log WHERE status = 'pending' AND created_at < NOW(3) - INTERVAL ? SECOND),"
     " (SELECT version FROM catalog_version WHERE id = 1)";
 
+static const char SQL_STATUS_LEASES[] = "SELECT COUNT(*) FROM leases";
+static const char SQL_STATUS_LEASED[] = "SELECT COALESCE(SUM(credits), 0) FROM leases";
+
 static int cmd_db_status(app *a, const args *g)
 {
     if (!app_db(a, g))
@@ -792,6 +797,13 @@ static int cmd_db_status(app *a, const args *g)
     printf("pending:         %" PRId64 " (%" PRId64 " older than %ds%s)\n", rs_i64(&r, 0, 10), rs_i64(&r, 0, 11),
            s->reap_after, rs_i64(&r, 0, 11) ? ": run 'zenn-admin reap'" : "");
     rs_free(&r);
+    if (ver >= 2) {
+        int64_t lv[2] = {0, 0};
+        if (query_i64(a, SQL_STATUS_LEASES, NULL, 0, 0, &lv[0]) == 0 &&
+            query_i64(a, SQL_STATUS_LEASED, NULL, 0, 0, &lv[1]) == 0)
+            printf("leases:          %" PRId64 " held by gateway processes (%s USD of list price)\n", lv[0],
+                   fmt_usd(lv[1], b));
+    }
     return RC_OK;
 }
 

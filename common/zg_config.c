@@ -326,6 +326,11 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->hold_min_output = 1024;
     s->hold_input_cap = 32768;
     s->reap_after = 0; /* derived below */
+    s->billing_mode = ZG_BILLING_LEASE;
+    s->lease_credits = 5000000;
+    s->lease_slots = 64;
+    s->lease_idle_ms = 2000;
+    s->flush_ms = 5;
     s->rl_messages = 1000;
     s->rl_codex = 1000;
     s->rl_images = 500;
@@ -361,6 +366,21 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("billing", "reap_after", 60, 7 * 86400, s->reap_after);
     if (get_str(c, "billing", "spool_path", s->spool_path, sizeof s->spool_path, err, errlen))
         return -1;
+    GET_INT("billing", "lease_credits", 1, (int64_t)1 << 50, s->lease_credits);
+    GET_INT("billing", "lease_slots", 1, 1000000, s->lease_slots);
+    GET_INT("billing", "lease_idle_ms", 10, 3600000, s->lease_idle_ms);
+    GET_INT("billing", "flush_ms", 1, 10000, s->flush_ms);
+    const char *mode = getenv("ZENN_BILLING_MODE");
+    if (!mode || !*mode)
+        mode = zg_config_get(c, "billing", "mode", "lease");
+    if (strcmp(mode, "lease") == 0) {
+        s->billing_mode = ZG_BILLING_LEASE;
+    } else if (strcmp(mode, "strict") == 0) {
+        s->billing_mode = ZG_BILLING_STRICT;
+    } else {
+        snprintf(err, errlen, "[billing] mode: expected lease or strict, got '%.40s'", mode);
+        return -1;
+    }
     GET_INT("limits", "messages_per_hour", 1, 100000000, s->rl_messages);
     GET_INT("limits", "codex_per_hour", 1, 100000000, s->rl_codex);
     GET_INT("limits", "images_per_hour", 1, 100000000, s->rl_images);

@@ -26,6 +26,10 @@ typedef struct zg_provider_conf {
     char api_key[512];
 } zg_provider_conf;
 
+/* [billing] mode: strict writes every admission and settlement to the database before going on;
+ * lease admits from per-process leases and writes settlements in batches (see zg_lease.h). */
+enum { ZG_BILLING_STRICT = 0, ZG_BILLING_LEASE = 1 };
+
 /* Every setting the programs use, after defaults, the file and the environment. */
 typedef struct zg_settings {
     char path[512];
@@ -44,6 +48,11 @@ typedef struct zg_settings {
     int64_t hold_input_cap;       /* input tokens assumed by a hold at most */
     char spool_path[512];         /* settlements that could not reach the database */
     int reap_after;               /* seconds after which a pending request is abandoned */
+    int billing_mode;             /* ZG_BILLING_STRICT or ZG_BILLING_LEASE */
+    int64_t lease_credits;        /* credits a process reserves per key at most (lease mode) */
+    int lease_slots;              /* requests of the hourly limit a process reserves at most */
+    int lease_idle_ms;            /* a lease unused this long is given back */
+    int flush_ms;                 /* finished requests are written at least this often */
     /* [limits] requests per hour */
     int rl_messages, rl_codex, rl_images, rl_count_tokens;
     zg_provider_conf prov[ZG_PROV_COUNT];

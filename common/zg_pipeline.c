@@ -330,7 +330,7 @@ static int admit_reply(zg_call *c)
                             "This API key has reached its spend limit; raise the key limit or use another key");
     default:
         /* the admission may have committed before the database failed: release it */
-        if (c->hold > 0)
+        if (c->hold > 0 && c->ticket.mode == ZG_BILLING_STRICT)
             zg_billing_cancel(r->db, r->cfg, r->request_id);
         return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly");
     }
@@ -398,7 +398,8 @@ static void settle(zg_call *c, const zg_upstream_out *up)
     }
     s.credits = zg_usage_cost(u, &c->model);
     s.usage = *u;
-    if (zg_billing_settle(r->db, r->cfg, r->request_id, &s, NULL) != 0)
+    if (zg_lease_settle(r->db, r->cfg, r->request_id, c->sf->name, c->model.id,
+                        zg_provider_name((zg_provider)c->provider), &s, &c->ticket) != 0)
         zg_error("request %s: settlement lost", r->request_id);
 }
 
@@ -473,9 +474,9 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     }
     c.input_estimate = (int64_t)(r->body.len + 3) / 4;
     c.hold = sf->billed ? zg_billing_hold_estimate(r->cfg, &c.model, c.input_estimate, c.max_output, c.units) : 0;
-    zg_billing_admit(r->db, c.key_hash, r->request_id, sf->rl_group, limit_for(r->cfg, sf->rl_limit),
-                     c.model.min_plan, c.hold, sf->name, c.model.id, zg_provider_name((zg_provider)c.provider),
-                     &c.adm);
+    zg_lease_admit(r->db, r->cfg, c.key_hash, r->request_id, sf->rl_group, limit_for(r->cfg, sf->rl_limit),
+                   c.model.min_plan, c.hold, sf->name, c.model.id, zg_provider_name((zg_provider)c.provider), &c.adm,
+                   &c.ticket);
     if (admit_reply(&c) != 1)
         goto done;
 

@@ -3,6 +3,7 @@
 #include "zg_config.h"
 #include "zg_db.h"
 #include "zg_err.h"
+#include "zg_lease.h"
 #include "zg_log.h"
 #include "zg_num.h"
 #include "zg_upstream.h"
@@ -106,6 +107,10 @@ static void maintain(struct maint *m)
     struct stat st;
     if (now >= m->next_spool) {
         m->next_spool = now + MAINT_SPOOL_S;
+        if (!m->db)
+            m->db = zg_db_new(&settings);
+        if (m->db && zg_lease_maintain(m->db, &settings) < 0)
+            zg_warn("lease journal replay failed: %s", zg_db_error(m->db));
         if (settings.spool_path[0] && stat(settings.spool_path, &st) == 0 && st.st_size > 0) {
             if (!m->db)
                 m->db = zg_db_new(&settings);
@@ -208,6 +213,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_wake; /* no SA_RESTART: a blocked accept() returns EINTR */
     sigaction(SIGUSR2, &sa, NULL);
+    zg_lease_start(&settings);
     struct worker_slot *slots = calloc((size_t)settings.threads, sizeof *slots);
     if (!slots)
         return 1;
@@ -256,6 +262,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     for (int i = 0; i < started; i++)
         pthread_join(slots[i].tid, NULL);
     free(slots);
+    zg_lease_stop();
     curl_global_cleanup();
     zg_info("stopped");
     return 0;

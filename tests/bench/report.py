@@ -29,6 +29,7 @@ def main():
     print("stack: lighttpd + FastCGI, %s threads x %s processes per program, MariaDB durable "
           "(innodb_flush_log_at_trx_commit=1), %s customers; wrk 1 thread, %s s per run, %s connections for throughput"
           % (m.get("threads"), m.get("procs"), m.get("users"), m.get("duration_s"), m.get("conns")))
+    print("billing mode: %s" % m.get("mode", "strict"))
     if "sql_patch" in r:
         print("NOTE: what-if run, the schema was modified by %s" % r["sql_patch"]["file"])
     print()

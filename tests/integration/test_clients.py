@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from zgtest import (BASE, STATE, Skip, admin_json, assert_error_shape, eq, fake_requests, log_path, new_user, ok,
-                    request, wait_until)
+                    request, wait_released, wait_until)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DRIVERS = os.path.join(ROOT, "tests", "clients")
@@ -236,6 +236,7 @@ def expect_billed(email, n, models=None):
         ok(r["credits"] > 0, what + " credits > 0: %r" % r)
     if models is not None:
         eq(sorted(r["model"] for r in rows), sorted(models), "billed models")
+    wait_released(email)  # lease mode: the leases go back once idle
     bal = admin_json("balance", email, "--json")
     eq(bal["credits"], START_CREDITS - sum(r["credits"] for r in rows), "balance debited by the usage")
     eq(bal["held"], 0, "no credits left on hold")

@@ -10,7 +10,7 @@ import time
 import urllib.parse
 
 from zgtest import (BASE, admin, admin_json, assert_error_shape, auth, eq, fake_requests, new_user, ok,
-                    request, stream, unique_email, wait_until)
+                    request, stream, unique_email, wait_released, wait_until)
 
 CHAT = "/api/v1/codex/chat/completions"
 RESP = "/api/v1/codex/responses"
@@ -79,6 +79,7 @@ def check_one(email, credits, end_reason="complete", start=START):
     eq(u["status"], "settled")
     eq(u["end_reason"], end_reason, "end_reason")
     eq(u["credits"], credits, "usage credits")
+    wait_released(email)  # lease mode: the leases go back once idle
     b = balance(email)
     eq(b["credits"], start - credits, "balance debited by exactly the usage")
     eq(b["held"], 0, "hold released")
@@ -517,6 +518,7 @@ def test_client_disconnect_mid_stream_settles_once():
         eq(u["estimated"], True)
         ok(u["output_tokens"] >= 1, "output estimated from the relayed text")
         ok(u["credits"] > 0, "billed what was generated")
+        wait_released(email)
         b_ = balance(email)
         eq(b_["credits"], START - u["credits"])
         eq(b_["held"], 0)

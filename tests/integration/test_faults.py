@@ -14,12 +14,18 @@ import threading
 import time
 import urllib.parse
 
-from zgtest import (BASE, CONFIG, STATE, Skip, admin, admin_json, assert_error_shape, auth, eq, fake_requests,
-                    new_user, ok, request, stream, wait_until)
+from zgtest import (BASE, CONFIG, STATE, Skip, access_seen, admin, admin_json, assert_error_shape, auth, eq,
+                    fake_requests, lease_mode, lease_owners, new_user, ok, processes_on_demand, request, sql,
+                    sql_int, stream, wait_released, wait_until)
 
 HAIKU = "claude-haiku-4-5"
 GEM = "gemini-3-flash-preview"
 START = 20000000  # credits of a $20 Pro top-up
+# A user too poor for a lease: less than 8 x the hold of a messages (haiku) or gemini_native request
+# of req_for() (about 540 and 320 credits) free, so lease mode admits it the strict way (a pending
+# row, settlement or spool, reaping), while the hold still fits.
+POOR_USD = "0.002"
+POOR = 2000
 
 
 # --------------------------------------------------------------------------- surfaces
@@ -101,6 +107,7 @@ def check_ledger(email, n, start=START, timeout=20):
     ids = [r["request_id"] for r in rows]
     eq(len(set(ids)), len(ids), "request ids are unique")
     total = sum(r["credits"] for r in rows)
+    wait_released(email)  # lease mode: the leases go back once idle
     b = balance(email)
     eq(b["credits"], start - total, "balance equals the start minus the sum of usage")
     eq(b["held"], 0, "no credits left held")
@@ -158,16 +165,6 @@ def db_ctl(action):
     ok(p.returncode == 0, "./dev test-db %s failed: %s %s" % (action, p.stdout, p.stderr))
 
 
-def sql(query):
-    sock = os.environ.get("ZG_DB_SOCK")
-    if not sock:
-        raise Skip("ZG_DB_SOCK is not set")
-    p = subprocess.run(["mariadb", "--no-defaults", "--socket=" + sock, "-uroot", "-N", "-B", "zenn", "-e", query],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
-    ok(p.returncode == 0, "mariadb: %s" % p.stderr)
-    return p.stdout
-
-
 def spool_path():
     path = None
     sec = None
@@ -190,12 +187,16 @@ def spool_lines():
         return []
 
 
+# The setups the database faults run behind: the first of each billing mode in ./dev's matrix.
+DB_FAULT_SETUPS = ("lighttpd", "apache-fcgid")
+
+
 def gateway_only():
     """The database faults exercise the programs, not the web server in front: run them behind
-    one setup (lighttpd) of the matrix."""
+    one setup per billing mode (lighttpd: lease, apache-fcgid: strict) of the matrix."""
     server = os.environ.get("ZG_SERVER", "lighttpd")
-    if server != "lighttpd":
-        raise Skip("database faults run behind lighttpd only (this is %s)" % server)
+    if server not in DB_FAULT_SETUPS:
+        raise Skip("database faults run behind %s only (this is %s)" % (" and ".join(DB_FAULT_SETUPS), server))
     ensure_db_up()
 
 
@@ -205,6 +206,36 @@ def ensure_db_up():
         sql("SELECT 1")
     except AssertionError:
         db_ctl("start")
+
+
+def pending_rows(email, n=1):
+    """Wait for n pending usage rows of the user (a strict admission: written before the upstream call)."""
+    return wait_until(lambda: (lambda rs: rs if len(rs) >= n else None)(
+        [u for u in usage(email) if u["status"] == "pending"]), timeout=5, msg="%d pending usage row(s)" % n)
+
+
+def strict_user():
+    """(email, key, start credits) of a user whose requests are admitted the strict way: any user in
+    strict mode; in lease mode one too poor for a lease (see POOR)."""
+    if lease_mode():
+        email, key = new_user("pro", POOR_USD)
+        return email, key, POOR
+    email, key = new_user()
+    return email, key, START
+
+
+def replayed_row(email, rid, timeout=30):
+    """Lease mode: the usage row written when a dead worker's journal was replayed by a sibling process
+    (every 5 s) or the respawned one, for a request admitted and never finished: abandoned, at its hold."""
+    rows = wait_until(lambda: [u for u in usage(email) if u["request_id"] == rid] or None, timeout=timeout,
+                      interval=0.3, msg="the dead worker's journal replayed (a usage row for %s)" % rid)
+    eq(len(rows), 1, "one usage row for %s" % rid)
+    u = rows[0]
+    eq((u["status"], u["end_reason"], u["estimated"]), ("abandoned", "abandoned", True), "%r" % u)
+    hold = sql_int("SELECT hold_credits FROM usage_log WHERE request_id = '%s'" % rid)
+    ok(hold > 0, "the admission's hold was journalled: %r" % u)
+    eq(u["credits"], hold, "an unfinished request is charged its hold")
+    return u
 
 
 # --------------------------------------------------------------------------- upstream faults
@@ -403,14 +434,66 @@ def test_client_leaves_while_sending_the_body():
     eq(fake_requests(), [])
 
 
+# --------------------------------------------------------------------------- web server reload
+# (before the sections that kill programs: behind mod_fcgid, a reload soon after the messages
+# programs were killed left the requests sent meanwhile waiting a minute for a new process)
+
+
+def test_graceful_reload_during_streams():
+    # SIGUSR1 is a graceful restart for lighttpd and Apache alike: finish what runs, then reload
+    pidfile = [p for p in (os.path.join(run_dir(), n) for n in ("lighttpd.pid", "apache.pid")) if os.path.exists(p)]
+    if not pidfile:
+        raise Skip("no web server pid file in %s" % run_dir())
+    pid = int(open(pidfile[0]).read().strip())
+    email, key = new_user()
+    streams = []
+    for surface in STREAM_SURFACES:
+        s, _ = open_stream(key, surface, "events=10,interval=300,input=40,output=20", timeout=60)
+        next(iter(s))
+        streams.append(s)
+    os.kill(pid, signal.SIGUSR1)  # lighttpd: graceful restart
+    late = []
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        fut = [ex.submit(lambda: send(key, "messages", "input=5,output=5", timeout=60)[0].status) for _ in range(3)]
+        for s in streams:
+            with s:
+                evs = list(s)
+            names = [e.event for e in evs] + [e.data[:40] for e in evs]
+            ok(not any("error" == e.event for e in evs), "no stream broke: %r" % names)
+        late = [f.result() for f in fut]
+    eq(late, [200, 200, 200], "requests sent during the reload are served")
+    rows = check_ledger(email, len(streams) + 3)
+    ok(all(r["end_reason"] == "complete" for r in rows), "%r" % [r["end_reason"] for r in rows])
+    r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(send(key, "codex_chat")[0]), timeout=15,
+                   msg="served after the reload")
+    eq(r.status, 200)
+
+
 # --------------------------------------------------------------------------- workers die
 
 
 def test_worker_killed_mid_stream_codex_is_reaped():
     email, key = new_user()
+    access_seen()  # lease mode: admitted under a lease, not the strict way
     s, _ = open_stream(key, "codex_chat", "events=100,interval=200")
     it = iter(s)
     next(it)
+    if lease_mode():
+        # admitted in memory under a lease: nothing in the database until it finishes; the dead
+        # worker's journal is replayed by its siblings instead of reaped
+        rid = s.headers.get("request-id")
+        ok(rid, "request-id header")
+        eq(usage(email), [], "lease mode writes no pending row")
+        ok(lease_owners(email, "codex"), "a codex process holds a lease for the key")
+        kill_programs("codex")
+        s.close()
+        replayed_row(email, rid)
+        rows = check_ledger(email, 1)
+        ok("reaped 0 " in admin("reap", "--older-than", "0"), "nothing pending is left to reap")
+        eq(usage(email), rows, "billed once")
+        wait_until(lambda: request("GET", "/api/v1/codex/models", headers=auth(key, "openai")).status == 200,
+                   timeout=15, msg="codex workers back")
+        return
     wait_until(lambda: [u for u in usage(email) if u["status"] == "pending"] or None, timeout=5,
                msg="a pending usage row")
     kill_programs("codex")
@@ -428,15 +511,27 @@ def test_worker_killed_mid_stream_codex_is_reaped():
 def test_workers_reap_abandoned_requests_themselves():
     gateway_only()
     # a request whose worker died is settled by the programs' own upkeep once it is older than
-    # [billing] reap_after (no operator action)
-    email, key = new_user()
+    # [billing] reap_after (no operator action); in lease mode that is a poor user's request
+    # (admitted the strict way), and a request admitted under a lease is billed from the dead
+    # worker's journal, also by the programs themselves
+    email, key, start = strict_user()
     s, _ = open_stream(key, "gemini_native", "events=100,interval=200")
     it = iter(s)
     next(it)
-    pending = wait_until(lambda: [u for u in usage(email) if u["status"] == "pending"] or None, timeout=5,
-                         msg="a pending usage row")
+    pending = pending_rows(email)
+    leased = None
+    if lease_mode():
+        l_email, l_key = new_user()
+        access_seen()
+        ls, _ = open_stream(l_key, "gemini_native", "events=100,interval=200")
+        next(iter(ls))
+        leased = (l_email, ls.headers.get("request-id"))
+        eq(usage(l_email), [], "lease mode writes no pending row")
+        ok(lease_owners(l_email, "messages"), "a gemini process holds a lease for the key")
     kill_programs("gemini")
     s.close()
+    if leased:
+        ls.close()
     # age the row past reap_after instead of waiting an hour
     sql("UPDATE usage_log SET created_at = NOW(3) - INTERVAL 1 DAY WHERE request_id = '%s'"
         % pending[0]["request_id"])
@@ -446,7 +541,10 @@ def test_workers_reap_abandoned_requests_themselves():
     rows = wait_until(lambda: (lambda rs: rs if rs and rs[0]["status"] == "abandoned" else None)(usage(email)),
                       timeout=40, interval=0.5, msg="the workers reaped the abandoned request")
     eq(rows[0]["estimated"], True)
-    check_ledger(email, 1)
+    check_ledger(email, 1, start=start)
+    if leased:
+        replayed_row(*leased)
+        check_ledger(leased[0], 1)
 
 
 # --------------------------------------------------------------------------- database faults
@@ -511,6 +609,8 @@ def test_db_restart_under_load():
 
 def test_db_down_settlements_spool_and_replay():
     gateway_only()
+    if lease_mode():
+        return db_down_under_leases()
     email, key = new_user()
     streams = []
     for surface in STREAM_SURFACES:
@@ -542,14 +642,83 @@ def test_db_down_settlements_spool_and_replay():
         ok(r["credits"] > 0, "%r" % r)
 
 
+def db_down_under_leases():
+    """Lease mode, the database stops: a key without a lease gets a clean 503 on every surface; a
+    key whose lease a process holds keeps being served, its settlements waiting in memory and the
+    journal until the database is back; requests admitted the strict way (a poor user) spool
+    their settlements as in strict mode. Afterwards every request is billed exactly once."""
+    if processes_on_demand():
+        raise Skip("mod_fcgid starts processes on demand: the ones holding the key's leases cannot be pinned down")
+    l_email, l_key = new_user()        # served under leases
+    p_email, p_key = new_user("pro", POOR_USD)   # too poor for a lease: strict admissions
+    f_email, f_key = new_user()        # no request yet: no process holds a lease for it
+    # a lease granted before the processes see the last top-up's access version would be
+    # re-checked with the database at its next use: with the database down, a 503
+    access_seen()
+    leased, strict = [], []
+    for surface in STREAM_SURFACES:
+        s, _ = open_stream(l_key, surface, "events=12,interval=500,input=100,output=40", timeout=60)
+        next(iter(s))
+        leased.append(s)
+    for surface in ("messages", "gemini_native"):
+        s, _ = open_stream(p_key, surface, "events=12,interval=500,input=100,output=40", timeout=60)
+        next(iter(s))
+        strict.append(s)
+    pending_rows(p_email, len(strict))
+    eq(usage(l_email), [], "lease mode writes no pending row")
+    # every messages process must hold a lease for the key (one without would answer 503): more
+    # streams until each has one of them in flight, which keeps its lease
+    msg_pids = set(stack_programs("messages"))
+    for _ in range(6):
+        if msg_pids <= set(lease_owners(l_email, "messages")):
+            break
+        s, _ = open_stream(l_key, "messages", "events=20,interval=500,input=100,output=40", timeout=60)
+        next(iter(s))
+        leased.append(s)
+    ok(msg_pids <= set(lease_owners(l_email, "messages")),
+       "every messages process %r holds a lease: %r" % (sorted(msg_pids), lease_owners(l_email, "messages")))
+    served = 0
+    try:
+        db_ctl("stop")
+        # a key without a lease cannot be admitted: a clean 503 in each protocol
+        for surface in ALL_SURFACES:
+            r, proto = send(f_key, surface)
+            eq(r.status, 503, "%s with the database down, no lease: %s" % (surface, r.text[:200]))
+            assert_error_shape(r, proto)
+        # a key with a lease in hand is still served
+        for _ in range(4):
+            r, proto = send(l_key, "messages", "input=10,output=5")
+            eq(r.status, 200, "a leased key with the database down: %s" % r.text[:200])
+            served += 1
+        for s in leased + strict:
+            with s:
+                evs = list(s)
+            ok(evs, "the stream in flight completed")
+        # the strict settlements are retried, then spooled
+        lines = wait_until(lambda: len(spool_lines()) >= len(strict) and spool_lines(), timeout=20,
+                           msg="settlements in the spool")
+        ok(len(lines) >= len(strict), "a spooled settlement per strict stream: %r" % lines)
+    finally:
+        db_ctl("start")
+    # the programs replay the spool on their own within seconds, and write the leased settlements
+    wait_until(lambda: not spool_lines(), timeout=30, interval=0.5, msg="the spool replayed")
+    for email, n, start in [(p_email, len(strict), POOR), (l_email, len(leased) + served, START)]:
+        rows = check_ledger(email, n, start=start, timeout=30)
+        for r in rows:
+            eq((r["status"], r["end_reason"], r["estimated"]), ("settled", "complete", False), "%r" % r)
+            ok(r["credits"] > 0, "%r" % r)
+    eq(usage(f_email), [], "refused requests are not billed")
+    eq(balance(f_email)["credits"], START)
+
+
 def test_reap_replays_the_spool_first():
     gateway_only()
-    # a spooled settlement wins over reaping the same request at its hold
-    email, key = new_user()
+    # a spooled settlement wins over reaping the same request at its hold (lease mode: a poor
+    # user's request, admitted the strict way)
+    email, key, start = strict_user()
     s, _ = open_stream(key, "messages", "events=100,interval=200")
     next(iter(s))
-    pending = wait_until(lambda: [u for u in usage(email) if u["status"] == "pending"] or None, timeout=5,
-                         msg="a pending usage row")
+    pending = pending_rows(email)
     kill_programs("messages")
     s.close()
     rid = pending[0]["request_id"]
@@ -558,7 +727,7 @@ def test_reap_replays_the_spool_first():
         f.write("%s settled complete 1234 1000 100 0 0 0 0 0 0 200 5 900\n" % rid)
     # (the programs may replay it a moment earlier on their own: the outcome is the same)
     admin("reap", "--older-than", "0")
-    rows = check_ledger(email, 1)
+    rows = check_ledger(email, 1, start=start)
     eq((rows[0]["status"], rows[0]["credits"], rows[0]["input_tokens"], rows[0]["output_tokens"]),
        ("settled", 1234, 1000, 100), "settled from the spool, not reaped at its hold")
     eq(spool_lines(), [])
@@ -570,11 +739,10 @@ def test_reap_replays_the_spool_first():
 
 def test_spool_replay_verb_and_malformed_lines():
     gateway_only()
-    email, key = new_user()
+    email, key, start = strict_user()  # lease mode: a poor user's request, admitted the strict way
     s, _ = open_stream(key, "messages", "events=100,interval=200")
     next(iter(s))
-    pending = wait_until(lambda: [u for u in usage(email) if u["status"] == "pending"] or None, timeout=5,
-                         msg="a pending usage row")
+    pending = pending_rows(email)
     kill_programs("messages")
     s.close()
     rid = pending[0]["request_id"]
@@ -587,7 +755,7 @@ def test_spool_replay_verb_and_malformed_lines():
     p = subprocess.run(admin_cmd("spool", "replay"), capture_output=True, text=True, timeout=60)
     # the programs may have replayed it first (they check every few seconds): either way it is applied once
     eq(p.returncode, 0, p.stderr)
-    rows = check_ledger(email, 1)
+    rows = check_ledger(email, 1, start=start)
     eq((rows[0]["status"], rows[0]["credits"]), ("settled", 777))
     eq(spool_lines(), [], "malformed and unknown lines do not stay in the spool")
     with open(spool_path() + ".rejected") as f:
@@ -599,36 +767,3 @@ def test_spool_replay_verb_and_malformed_lines():
 def admin_cmd(*args):
     import shlex
     return shlex.split(os.environ.get("ZG_ADMIN", "zenn-admin")) + list(args)
-
-
-# --------------------------------------------------------------------------- web server reload
-
-
-def test_graceful_reload_during_streams():
-    # SIGUSR1 is a graceful restart for lighttpd and Apache alike: finish what runs, then reload
-    pidfile = [p for p in (os.path.join(run_dir(), n) for n in ("lighttpd.pid", "apache.pid")) if os.path.exists(p)]
-    if not pidfile:
-        raise Skip("no web server pid file in %s" % run_dir())
-    pid = int(open(pidfile[0]).read().strip())
-    email, key = new_user()
-    streams = []
-    for surface in STREAM_SURFACES:
-        s, _ = open_stream(key, surface, "events=10,interval=300,input=40,output=20", timeout=60)
-        next(iter(s))
-        streams.append(s)
-    os.kill(pid, signal.SIGUSR1)  # lighttpd: graceful restart
-    late = []
-    with concurrent.futures.ThreadPoolExecutor(4) as ex:
-        fut = [ex.submit(lambda: send(key, "messages", "input=5,output=5", timeout=60)[0].status) for _ in range(3)]
-        for s in streams:
-            with s:
-                evs = list(s)
-            names = [e.event for e in evs] + [e.data[:40] for e in evs]
-            ok(not any("error" == e.event for e in evs), "no stream broke: %r" % names)
-        late = [f.result() for f in fut]
-    eq(late, [200, 200, 200], "requests sent during the reload are served")
-    rows = check_ledger(email, len(streams) + 3)
-    ok(all(r["end_reason"] == "complete" for r in rows), "%r" % [r["end_reason"] for r in rows])
-    r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(send(key, "codex_chat")[0]), timeout=15,
-                   msg="served after the reload")
-    eq(r.status, 200)

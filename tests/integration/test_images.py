@@ -5,7 +5,7 @@ import json
 import time
 
 from zgtest import (admin, admin_json, assert_error_shape, auth, config_value, eq, fake_requests, new_user, ok,
-                    request, stream, unique_email, wait_until)
+                    request, stream, unique_email, wait_released, wait_until)
 
 PATH = "/api/v1/images/generations"
 PER_IMAGE = 60000  # sql/catalog.sql: gpt-image-2 price_unit
@@ -39,6 +39,7 @@ def check_one(email, credits, units, end_reason="complete"):
     eq(u["end_reason"], end_reason)
     eq(u["credits"], credits, "usage credits")
     eq(u["units"], units, "images billed")
+    wait_released(email)  # lease mode: the leases go back once idle
     b = balance(email)
     eq(b["credits"], START - credits, "balance debited by exactly the usage")
     eq(b["held"], 0, "hold released")

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import time
 
-from zgtest import (admin, admin_json, assert_error_shape, auth, eq, fake_requests, new_user, ok, request,
-                    stream, unique_email, wait_until)
+from zgtest import (access_seen, admin, admin_json, assert_error_shape, auth, eq, fake_requests, held_now,
+                    lease_mode, new_user, ok, request, sql_int, stream, unique_email, wait_released, wait_until)
 
 HAIKU = "claude-haiku-4-5"
 SONNET = "claude-sonnet-4-6"
@@ -48,6 +48,7 @@ def check_settled(email, key, start_credits, credits, end_reason="complete"):
     eq(u["status"], "settled")
     eq(u["end_reason"], end_reason)
     eq(u["credits"], credits, "usage credits")
+    wait_released(email)  # lease mode: the leases go back once idle
     b = balance(email)
     eq(b["credits"], start_credits - credits, "balance debited by exactly the usage")
     eq(b["held"], 0, "hold released")
@@ -374,6 +375,7 @@ def test_concurrent_requests_within_overdraft_bound():
     eq(len(rows), served, "one usage row per served request")
     ok(all(r["status"] == "settled" for r in rows), "all settled")
     total = sum(r["credits"] for r in rows)
+    wait_released(email)
     b = balance(email)
     eq(start - b["credits"], total, "sum of usage equals the balance delta exactly")
     eq(b["held"], 0)
@@ -415,10 +417,13 @@ def kill_stack_programs(name):
 
 def test_worker_killed_mid_stream_is_reaped():
     email, key = new_user()
+    access_seen()  # lease mode: admitted under a lease, not the strict way
     s = stream("POST", "/api/v1/messages", headers=auth(key),
                body=body(stream_=True, directive="events=100,interval=200"), timeout=30)
     it = iter(s)
     next(it)
+    if lease_mode():
+        return killed_under_a_lease(email, key, s)
     pending = wait_until(lambda: [u for u in usage(email) if u["status"] == "pending"] or None, timeout=5,
                          msg="a pending usage row")
     eq(len(pending), 1)
@@ -442,3 +447,44 @@ def test_worker_killed_mid_stream_is_reaped():
         request("POST", "/api/v1/messages", headers=auth(key), body=body())), timeout=15,
         msg="workers back after SIGKILL")
     eq(r.status, 200)
+
+
+def killed_under_a_lease(email, key, s):
+    """Lease mode: the request was admitted in memory (a line in the process's journal), so
+    there is no pending row to reap; a sibling process (or the respawned one) replays the dead
+    process's journal: the request is billed once, as abandoned at its hold, and the dead
+    process's lease is released."""
+    rid = s.headers.get("request-id")
+    ok(rid, "request-id header")
+    eq(usage(email), [], "lease mode writes no pending row")
+    ok(held_now(email)[3] >= 1, "a lease held for the key while its request runs")
+    killed = kill_stack_programs("messages")
+    ok(killed, "found this stack's messages workers to kill")
+    s.close()
+    rows = wait_until(lambda: usage(email) or None, timeout=30, interval=0.2,
+                      msg="the dead worker's journal replayed (a usage row)")
+    eq(len(rows), 1, "exactly one usage row")
+    u = rows[0]
+    eq(u["request_id"], rid, "the killed request")
+    eq((u["status"], u["end_reason"], u["estimated"]), ("abandoned", "abandoned", True))
+    hold = sql_int("SELECT hold_credits FROM usage_log WHERE request_id = '%s'" % rid)
+    ok(hold > 0, "the admission's hold was journalled")
+    eq(u["credits"], hold, "charged its hold")
+    wait_released(email, timeout=10)
+    b = balance(email)
+    eq(b["held"], 0)
+    eq(b["credits"], 20000000 - u["credits"])
+    eq(admin_json("key", "list", email, "--json")[0]["spent_credits"], u["credits"], "key spent")
+    # nothing pending is left for the reaper
+    out = admin("reap", "--older-than", "0")
+    ok(out.startswith("reaped 0 "), "reap finds nothing: %r" % out)
+    r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(
+        request("POST", "/api/v1/messages", headers=auth(key), body=body())), timeout=15,
+        msg="workers back after SIGKILL")
+    eq(r.status, 200)
+    # the replay billed it once: the new request adds one row, the killed one is unchanged
+    rows = wait_until(lambda: (lambda rs: rs if len(rs) == 2 else None)(usage(email)), timeout=10,
+                      msg="the new request's usage row")
+    eq([x["request_id"] for x in rows].count(rid), 1, "the killed request billed once")
+    wait_released(email)
+    eq(balance(email)["credits"], 20000000 - sum(x["credits"] for x in rows), "balance = start - sum of usage")

@@ -479,3 +479,125 @@ def config_value(section, key, default=None):
             if sep and sec == section and k.strip() == key:
                 return v.strip()
     return default
+
+
+# --------------------------------------------------------------------------- billing modes
+
+
+def billing_mode():
+    """The stack's [billing] mode: "lease" (the default when the file does not say) or "strict".
+    ./dev writes it per web server setup so that the matrix covers both.  (The programs get a
+    clean environment, so ZENN_BILLING_MODE never reaches them from the tests' side.)"""
+    return config_value("billing", "mode", None) or "lease"
+
+
+def lease_mode():
+    return billing_mode() == "lease"
+
+
+def sql(query):
+    """Run SQL on the test stack's database (ZG_DB_SOCK, database zenn); returns the
+    tab-separated output without column names.  Skips the test when there is no socket."""
+    sock = os.environ.get("ZG_DB_SOCK")
+    if not sock:
+        raise Skip("ZG_DB_SOCK is not set")
+    p = subprocess.run(["mariadb", "--no-defaults", "--socket=" + sock, "-uroot", "-N", "-B", "zenn", "-e", query],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("mariadb: %s (query: %s)" % (p.stderr.strip(), query[:200]))
+    return p.stdout
+
+
+def sql_rows(query):
+    """sql() as a list of rows, each a list of strings ("NULL" for NULL)."""
+    return [line.split("\t") for line in sql(query).splitlines() if line]
+
+
+def sql_int(query):
+    """The single integer sql() returns (a NULL or no row: 0)."""
+    out = sql(query).strip()
+    return int(out) if out and out != "NULL" else 0
+
+
+def user_id(email):
+    uid = sql_int("SELECT id FROM users WHERE email = '%s'" % email.replace("'", "''"))
+    ok(uid > 0, "no user %s" % email)
+    return uid
+
+
+def held_now(email):
+    """(users.held, sum of the keys' held, credits in the leases table) of a user, read at once."""
+    uid = user_id(email)
+    row = sql_rows("SELECT (SELECT held FROM users WHERE id = %d), (SELECT COALESCE(SUM(held), 0) FROM api_keys"
+                   " WHERE user_id = %d), (SELECT COALESCE(SUM(credits), 0) FROM leases WHERE user_id = %d),"
+                   " (SELECT COUNT(*) FROM leases WHERE user_id = %d)" % (uid, uid, uid, uid))[0]
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def wait_released(email, timeout=5.0):
+    """Before comparing a user's balance with the sum of its usage rows.
+
+    strict mode: nothing to wait for (a settlement releases its hold in the same transaction
+    that writes its usage row), so this returns at once and the caller's checks stay immediate.
+    lease mode: a process that admitted the user's requests keeps a lease (held credits, a
+    leases row) until it has been unused for lease_idle_ms and the settlements that consumed it
+    are written; wait until the user, its keys and the leases table hold nothing (the caller
+    then checks held == 0 and the exact amounts as in strict mode)."""
+    if not lease_mode():
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        h = held_now(email)
+        if h == (0, 0, 0, 0):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s's leases not given back within %.1fs: users.held %d, keys' held %d, "
+                                 "lease credits %d in %d lease row(s)" % ((email, timeout) + h))
+        time.sleep(0.1)
+
+
+def program_pids(name):
+    """Pids of this stack's FastCGI program `name` (messages, codex, ...): found by their
+    executable and ZENN_CONFIG, or (apache-htaccess) by being the copies in the stack's web root."""
+    if not CONFIG:
+        raise Skip("ZG_CONFIG is not set")
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % d)
+            with open("/proc/%s/environ" % d, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        shared_host = bool(STATE) and exe.startswith(os.path.join(STATE, "htdocs", "fcgi") + "/")
+        if exe.endswith("/fcgi/" + name) and (("ZENN_CONFIG=" + CONFIG).encode() in env or shared_host):
+            pids.append(int(d))
+    return pids
+
+
+def lease_owners(email, grp=None):
+    """{pid: credits} of the processes holding a lease for the user (in rate group grp, or any);
+    a lease's owner is host:pid:start."""
+    q = "SELECT owner, SUM(credits) FROM leases WHERE user_id = %d" % user_id(email)
+    if grp:
+        q += " AND grp = '%s'" % grp
+    return {int(o.split(":")[1]): int(c) for o, c in sql_rows(q + " GROUP BY owner")}
+
+
+def access_seen():
+    """Lease mode: give the processes time to poll the access version (every 100 ms) after the
+    latest access change (every top-up bumps it, so every new_user() does), so that a request made
+    next is judged against the current version and not re-checked with the database at a later
+    admission. Tests that assert lease behaviour right after new_user() (no pending row, exact
+    held amounts, service while the database is blocked or down) call this first."""
+    if lease_mode():
+        time.sleep(0.35)
+
+
+def processes_on_demand():
+    """True behind the mod_fcgid setups: Apache starts a single-threaded process per concurrent
+    request as needed, so a test cannot make every process of a program hold something (a lease)
+    before it acts."""
+    return os.environ.get("ZG_SERVER", "lighttpd") in ("apache-fcgid", "apache-htaccess")

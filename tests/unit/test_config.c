@@ -60,6 +60,24 @@ int main(void)
     is_int(s.rl_messages, 1000, "default messages limit");
     is_int(s.rl_images, 500, "default images limit");
     is_int(s.reap_after, s.total_timeout + 300, "reap_after derives from total_timeout");
+    is_int(s.billing_mode, ZG_BILLING_LEASE, "billing mode defaults to lease");
+    is_int(s.flush_ms, 5, "default flush period");
+    is_int(s.lease_idle_ms, 2000, "default lease idle time");
+
+    /* billing mode: the file, then ZENN_BILLING_MODE */
+    unsetenv("ZENN_BILLING_MODE");
+    c = parse("[billing]\nmode = strict\nlease_slots = 8\n", err, sizeof err);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "strict mode loads");
+    is_int(s.billing_mode, ZG_BILLING_STRICT, "mode from file");
+    is_int(s.lease_slots, 8, "lease slots from file");
+    setenv("ZENN_BILLING_MODE", "lease", 1);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "env mode loads");
+    is_int(s.billing_mode, ZG_BILLING_LEASE, "ZENN_BILLING_MODE overrides the file");
+    setenv("ZENN_BILLING_MODE", "sometimes", 1);
+    ok(zg_settings_from(&s, c, err, sizeof err) == -1 && strstr(err, "mode") != NULL,
+       "a bad ZENN_BILLING_MODE is refused (%s)", err);
+    unsetenv("ZENN_BILLING_MODE");
+    zg_config_free(c);
 
     c = parse("[server]\nthreads = 4\nmax_body_bytes = 2048\n[provider.openai]\nbase_url = http://x/v1/\n"
               "api_key = sk-test\n",
@@ -89,6 +107,10 @@ int main(void)
         {"[server]\nlog_level = loud\n", "log_level"},
         {"[upstream]\nidle_timeout = -1\n", "idle_timeout"},
         {"[billing]\nhold_output_cap = 1.5\n", "hold_output_cap"},
+        {"[billing]\nmode = fast\n", "[billing] mode"},
+        {"[billing]\nflush_ms = 0\n", "flush_ms"},
+        {"[billing]\nlease_slots = 0\n", "lease_slots"},
+        {"[billing]\nlease_credits = -5\n", "lease_credits"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = parse(bad[i].text, err, sizeof err);
