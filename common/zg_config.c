@@ -330,7 +330,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->lease_credits = 5000000;
     s->lease_slots = 64;
     s->lease_idle_ms = 2000;
-    s->flush_ms = 5;
+    s->flush_ms = 2;
     s->rl_messages = 1000;
     s->rl_codex = 1000;
     s->rl_images = 500;

@@ -21,6 +21,7 @@
 #define QUEUE_WAKE 256         /* queued rows that wake the writer before its period */
 #define QUEUE_CAP 1000000      /* rows kept in memory while the database is away */
 #define VERSION_POLL_MS 100    /* how often the access version is read */
+#define UPKEEP_MS 50           /* how often idle and low leases are looked for */
 #define HEARTBEAT_MS 5000      /* how often the leases are marked alive */
 #define STALE_OWNER_S 300      /* leases not renewed for this long belong to a lost host */
 #define ORPHAN_AFTER_MS 200000 /* without a heartbeat this long, our leases may be reaped: forget them */
@@ -62,6 +63,8 @@ static char owner[64], host[40];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static struct entry *tab;
+static int *used_idx; /* indices of the slots ever used, so scans skip the empty rest */
+static size_t n_used;
 static struct row *queue;
 static size_t qn, qcap;
 static volatile uint64_t access_version;
@@ -134,6 +137,8 @@ static int find_or_add(const char *hash, const char *grp, int64_t now)
     if (reuse < 0)
         return -1;
     struct entry *e = &tab[reuse];
+    if (!e->used)
+        used_idx[n_used++] = reuse;
     memset(e, 0, sizeof *e);
     e->used = true;
     e->last_ms = now;
@@ -536,8 +541,8 @@ static int drop_one(zg_db *db, const char *own, const struct drop *d)
 static size_t collect_drops(struct drop *out, size_t cap, int64_t now, bool all)
 {
     size_t n = 0;
-    for (size_t i = 0; i < TAB_CAP && n < cap; i++) {
-        struct entry *e = &tab[i];
+    for (size_t u = 0; u < n_used && n < cap; u++) {
+        struct entry *e = &tab[used_idx[u]];
         if (!e->used || !e->granted || e->inflight > 0)
             continue;
         bool idle = now - e->last_ms >= cfg_->lease_idle_ms;
@@ -569,7 +574,8 @@ static void refill(zg_db *db, int64_t now)
     } todo[REFILL_MAX];
     int n = 0;
     pthread_mutex_lock(&mu);
-    for (size_t i = 0; i < TAB_CAP && n < REFILL_MAX; i++) {
+    for (size_t u = 0; u < n_used && n < REFILL_MAX; u++) {
+        int i = used_idx[u];
         struct entry *e = &tab[i];
         if (!e->used || !e->granted || e->refilling || e->version < access_version ||
             now - e->last_ms >= cfg_->lease_idle_ms / 2 || e->low_until_ms > now)
@@ -579,7 +585,7 @@ static void refill(zg_db *db, int64_t now)
         if (!credits_low && !slots_low)
             continue;
         e->refilling = true;
-        todo[n].idx = (int)i;
+        todo[n].idx = i;
         memcpy(todo[n].hash, e->hash, sizeof e->hash);
         memcpy(todo[n].grp, e->grp, sizeof e->grp);
         todo[n].limit = e->limit;
@@ -622,7 +628,7 @@ static void *writer_main(void *arg)
     size_t bn = 0;
     struct drop *drops = calloc(TAB_CAP, sizeof *drops);
     size_t dn = 0;
-    int64_t last_poll = 0, last_beat = now_ms(), backoff_until = 0;
+    int64_t last_poll = 0, last_beat = now_ms(), backoff_until = 0, last_upkeep = 0;
     bool final_done = false;
     unsigned long synced = 0;
     for (;;) {
@@ -638,6 +644,13 @@ static void *writer_main(void *arg)
         bool stop = stopping_;
         int64_t now = now_ms();
         if (now < backoff_until && !stop) {
+            /* the database failed a moment ago: wait out the backoff */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)(backoff_until - now) * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&wake, &mu, &ts);
             pthread_mutex_unlock(&mu);
             continue;
         }
@@ -673,7 +686,10 @@ static void *writer_main(void *arg)
             bn -= w;
             ok = bn == 0;
         }
-        if (ok && drops) {
+        bool upkeep = stop || now - last_upkeep >= UPKEEP_MS;
+        if (upkeep)
+            last_upkeep = now;
+        if (ok && drops && upkeep) {
             /* leases go back only once the settlements that consumed them are written */
             pthread_mutex_lock(&mu);
             dn += collect_drops(drops + dn, TAB_CAP - dn, now, stop);
@@ -687,7 +703,7 @@ static void *writer_main(void *arg)
             dn -= k;
             ok = dn == 0;
         }
-        if (ok)
+        if (ok && upkeep)
             refill(db, now);
         if (now - last_poll >= VERSION_POLL_MS) {
             int64_t v = -1;
@@ -764,7 +780,8 @@ int zg_lease_start(const zg_settings *cfg)
             *p = *p == '.' ? '.' : '_';
     snprintf(owner, sizeof owner, "%s:%ld:%lld", host, (long)getpid(), (long long)time(NULL));
     tab = calloc(TAB_CAP, sizeof *tab);
-    if (!tab || !cfg->spool_path[0] || journal_open() != 0) {
+    used_idx = calloc(TAB_CAP, sizeof *used_idx);
+    if (!tab || !used_idx || !cfg->spool_path[0] || journal_open() != 0) {
         zg_error("lease mode unavailable (journal or memory); billing strictly");
         free(tab);
         tab = NULL;

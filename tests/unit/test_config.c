@@ -61,7 +61,7 @@ int main(void)
     is_int(s.rl_images, 500, "default images limit");
     is_int(s.reap_after, s.total_timeout + 300, "reap_after derives from total_timeout");
     is_int(s.billing_mode, ZG_BILLING_LEASE, "billing mode defaults to lease");
-    is_int(s.flush_ms, 5, "default flush period");
+    is_int(s.flush_ms, 2, "default flush period");
     is_int(s.lease_idle_ms, 2000, "default lease idle time");
 
     /* billing mode: the file, then ZENN_BILLING_MODE */
