@@ -15,7 +15,7 @@ import time
 import urllib.parse
 
 from zgtest import (BASE, CONFIG, STATE, Skip, access_seen, admin, admin_json, assert_error_shape, auth, eq,
-                    fake_requests, lease_mode, lease_owners, new_user, ok, processes_on_demand, request, sql,
+                    fake_requests, lease_mode, lease_owners, new_user, ok, processes_on_demand, program_pids, request, sql,
                     sql_int, stream, wait_released, wait_until)
 
 HAIKU = "claude-haiku-4-5"
@@ -120,24 +120,8 @@ def check_ledger(email, n, start=START, timeout=20):
 
 
 def stack_programs(name):
-    """Pids of this stack's FastCGI program `name` (found by exe and ZENN_CONFIG)."""
-    if not CONFIG:
-        raise Skip("ZG_CONFIG is not set")
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            exe = os.readlink("/proc/%s/exe" % d)
-            with open("/proc/%s/environ" % d, "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        # apache-htaccess: copies in the stack's web root, reading the zenn.conf beside them
-        shared_host = bool(STATE) and exe.startswith(os.path.join(STATE, "htdocs", "fcgi") + "/")
-        if exe.endswith("/fcgi/" + name) and (("ZENN_CONFIG=" + CONFIG).encode() in env or shared_host):
-            pids.append(int(d))
-    return pids
+    """Pids of this stack's FastCGI program `name`."""
+    return program_pids(name)
 
 
 def kill_programs(name):
