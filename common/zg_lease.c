@@ -294,10 +294,10 @@ struct grant {
 };
 
 static int take_lease(zg_db *db, const char *hash, const char *grp, int limit, int min_plan, int64_t need,
-                      int64_t want, struct grant *g)
+                      int64_t want, int want_slots, struct grant *g)
 {
     zg_val p[9] = {ZG_STR(hash),  ZG_STR(owner), ZG_STR(grp),  ZG_INT(limit),
-                   ZG_INT(min_plan), ZG_INT(need), ZG_INT(want), ZG_INT(cfg_->lease_slots),
+                   ZG_INT(min_plan), ZG_INT(need), ZG_INT(want), ZG_INT(want_slots),
                    ZG_INT(LEASE_SHARE)};
     for (int i = 0; i < 10; i++)
         g->v[i] = 0;
@@ -322,7 +322,6 @@ static void merge_grant(struct entry *e, const struct grant *g, int64_t now)
     e->key_id = g->v[2];
     e->plan = (int)g->v[3];
     e->limit = g->v[4];
-    e->hits_db = g->v[5];
     if (e->reset != g->v[6])
         e->slots = 0; /* a new hour: what was left of the old one is gone */
     e->reset = g->v[6];
@@ -330,7 +329,10 @@ static void merge_grant(struct entry *e, const struct grant *g, int64_t now)
     e->slots += g->v[8];
     if (g->v[7] > 0)
         e->grant_credits = g->v[7];
-    e->grant_slots = g->v[8];
+    if (g->v[8] > 0) {
+        e->grant_slots = g->v[8];
+        e->hits_db = g->v[5];
+    }
     e->version = g->v[9] > 0 ? (uint64_t)g->v[9] : 0;
     see_version(e->version);
     e->granted = true;
@@ -411,7 +413,9 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
         int64_t want = need > 0 ? (cfg_->lease_credits > need ? cfg_->lease_credits : need) : 0;
         pthread_mutex_unlock(&mu);
         struct grant g;
-        int rc = take_lease(db, key_hash, group, limit, min_plan, need, want, &g);
+        /* requests of the hour only when this process has none left of the current one */
+        int want_slots = e->granted && e->slots > 0 && time(NULL) < e->reset ? 0 : cfg_->lease_slots;
+        int rc = take_lease(db, key_hash, group, limit, min_plan, need, want, want_slots, &g);
         pthread_mutex_lock(&mu);
         if (rc != 0) {
             pthread_mutex_unlock(&mu);
@@ -571,6 +575,7 @@ static void refill(zg_db *db, int64_t now)
         int idx;
         char hash[65], grp[16];
         int64_t limit, want;
+        bool slots;
     } todo[REFILL_MAX];
     int n = 0;
     pthread_mutex_lock(&mu);
@@ -590,12 +595,14 @@ static void refill(zg_db *db, int64_t now)
         memcpy(todo[n].grp, e->grp, sizeof e->grp);
         todo[n].limit = e->limit;
         todo[n].want = credits_low ? cfg_->lease_credits : 0;
+        todo[n].slots = slots_low;
         n++;
     }
     pthread_mutex_unlock(&mu);
     for (int k = 0; k < n; k++) {
         struct grant g;
-        int rc = take_lease(db, todo[k].hash, todo[k].grp, (int)todo[k].limit, 1, 0, todo[k].want, &g);
+        int rc = take_lease(db, todo[k].hash, todo[k].grp, (int)todo[k].limit, 1, 0, todo[k].want,
+                            todo[k].slots ? cfg_->lease_slots : 0, &g);
         pthread_mutex_lock(&mu);
         struct entry *e = &tab[todo[k].idx];
         e->refilling = false;

@@ -142,14 +142,17 @@ proc: BEGIN
   END IF;
   SELECT hits INTO v_hits FROM rate_counters
    WHERE user_id = v_user AND grp = p_group AND window_start = v_win FOR UPDATE;
-  IF v_hits >= p_limit THEN
-    ROLLBACK;
-    SELECT 429, v_user, v_key, v_plan, p_limit, v_hits + 1, v_win + 3600, 0, 0;
-    LEAVE proc;
+  -- requests of the hour only when asked for (a lease topped up for credit keeps its slots)
+  IF p_want_slots > 0 THEN
+    IF v_hits >= p_limit THEN
+      ROLLBACK;
+      SELECT 429, v_user, v_key, v_plan, p_limit, v_hits + 1, v_win + 3600, 0, 0;
+      LEAVE proc;
+    END IF;
+    SET v_slots = GREATEST(1, LEAST(p_want_slots, (p_limit - v_hits) DIV p_share));
+    INSERT INTO rate_counters (user_id, grp, window_start, hits) VALUES (v_user, p_group, v_win, v_slots)
+      ON DUPLICATE KEY UPDATE hits = hits + v_slots;
   END IF;
-  SET v_slots = GREATEST(1, LEAST(p_want_slots, (p_limit - v_hits) DIV p_share));
-  INSERT INTO rate_counters (user_id, grp, window_start, hits) VALUES (v_user, p_group, v_win, v_slots)
-    ON DUPLICATE KEY UPDATE hits = hits + v_slots;
   IF v_grant > 0 THEN
     UPDATE users SET held = held + v_grant WHERE id = v_user;
     UPDATE api_keys SET held = held + v_grant, last_used_at = NOW(3) WHERE id = v_key;
