@@ -39,6 +39,7 @@
 extern const char zg_sql_schema[];
 extern const char zg_sql_catalog[];
 extern const char zg_sql_migrate_2[];
+extern const char zg_sql_migrate_3[];
 
 #ifndef ZG_SYSCONFDIR
 #define ZG_SYSCONFDIR "/usr/local/etc"
@@ -56,6 +57,7 @@ static const struct migration {
 } MIGRATIONS[] = {
     {1, "initial schema", zg_sql_schema},
     {2, "leases and batched settlement", zg_sql_migrate_2},
+    {3, "holds for what a request can cost, long-context tiers, rate-limit recalls", zg_sql_migrate_3},
 };
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -1238,6 +1240,10 @@ static const char SQL_MODEL_UPDATE[] =
     " price_input = IF(?, ?, price_input), price_output = IF(?, ?, price_output),"
     " price_cache_read = IF(?, ?, price_cache_read), price_cache_write_5m = IF(?, ?, price_cache_write_5m),"
     " price_cache_write_1h = IF(?, ?, price_cache_write_1h), price_unit = IF(?, ?, price_unit) WHERE id = ?";
+static const char SQL_MODEL_TIER[] =
+    "UPDATE models SET context_window = IF(?, ?, context_window), expand_input = IF(?, ?, expand_input),"
+    " long_threshold = IF(?, ?, long_threshold), long_input = IF(?, ?, long_input),"
+    " long_output = IF(?, ?, long_output), long_cache_read = IF(?, ?, long_cache_read) WHERE id = ?";
 static const char SQL_MODEL_INSERT[] =
     "INSERT INTO models (id, status, min_plan, display_name, provider, kind, price_input, price_output,"
     " price_cache_read, price_cache_write_5m, price_cache_write_1h, price_unit, created_unix, sort_order)"
@@ -1287,6 +1293,24 @@ static int cmd_model_set(app *a, const args *g)
             return bad_usage(g, "bad --%s '%s' (expected %s, or 'none')", price_opts[i], v,
                              i == 5 ? "whole credits per image" : "USD per million tokens like 3 or 0.075");
     }
+    /* context and long-context tier: token counts, then USD per million tokens */
+    static const char *const tier_opts[6] = {"context", "expand-input", "long-threshold", "long-input",
+                                             "long-output", "long-cache-read"};
+    bool tgiven[6] = {false};
+    int64_t tier[6] = {0};
+    for (int i = 0; i < 6; i++) {
+        const char *v = opt(g, tier_opts[i]);
+        if (!v)
+            continue;
+        tgiven[i] = any = true;
+        tier[i] = -1;
+        if (strcmp(v, "none") == 0)
+            continue;
+        bool ok = i < 3 ? zg_parse_i64z(v, 1, (int64_t)1 << 40, &tier[i]) == 0 : parse_usd(v, &tier[i]);
+        if (!ok)
+            return bad_usage(g, "bad --%s '%s' (expected %s, or 'none')", tier_opts[i], v,
+                             i < 3 ? "a whole number of tokens" : "USD per million tokens like 6 or 0.6");
+    }
     if (!any)
         return bad_usage(g, "nothing to change: give at least one option");
     if (!app_db(a, g))
@@ -1326,6 +1350,16 @@ static int cmd_model_set(app *a, const args *g)
         printf("model %s created (%s)\n", id, st);
     }
 #undef SV
+    bool tier_any = false;
+    zg_val pt[13];
+    for (int i = 0; i < 6; i++) {
+        tier_any = tier_any || tgiven[i];
+        pt[2 * i] = ZG_INT(tgiven[i]);
+        pt[2 * i + 1] = tgiven[i] && tier[i] >= 0 ? ZG_INT(tier[i]) : ZG_NULLV;
+    }
+    pt[12] = ZG_STR(id);
+    if (tier_any && query(a, SQL_MODEL_TIER, pt, 13, NULL, NULL) != 0)
+        return db_fail(a, g, "updating the model's context and long-context tier");
     rowset c;
     if (query(a, SQL_MODEL_CHECK, pid, 1, &c, NULL) == 0 && c.n == 1 && strcmp(rs_str(&c, 0, 0), "live") == 0) {
         const char *k = rs_str(&c, 0, 1), *prov = rs_str(&c, 0, 2);
@@ -1529,13 +1563,18 @@ static const verb VERBS[] = {
      "        or null)\n"},
     {"model", "set", cmd_model_set, 1, 1,
      "status= min-plan= input= output= cache-read= cache-write-5m= cache-write-1h= per-image= display-name= "
-     "provider= kind=",
+     "provider= kind= context= expand-input= long-threshold= long-input= long-output= long-cache-read=",
      "ID [OPTIONS]", "Change a model, or create one",
      "--status live|coming_soon     --min-plan pro|max|enterprise\n"
      "--input USD  --output USD  --cache-read USD  --cache-write-5m USD  --cache-write-1h USD\n"
      "                              prices in USD per million tokens, or none\n"
      "--per-image CREDITS           price per image in credits (1 credit = 1 micro-dollar), or none\n"
      "--display-name NAME  --provider P  --kind chat|image|video|audio\n"
+     "--context TOKENS              the context window; --expand-input TOKENS: what a hold assumes when\n"
+     "                              the provider expands input itself (default the context window)\n"
+     "--long-threshold TOKENS  --long-input USD  --long-output USD  --long-cache-read USD\n"
+     "                              long-context tier: input above the threshold prices the whole request\n"
+     "                              at these (or none)\n"
      "An unknown ID is created when --provider and --display-name are given (status coming_soon\n"
      "unless --status says otherwise, min plan pro, kind chat); otherwise it exits 1.\n"},
     {"model", "alias", cmd_model_alias, 2, 2, "", "ALIAS ID", "Point an alias at a model (create or repoint)",

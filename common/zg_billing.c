@@ -12,20 +12,27 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t zg_billing_hold_estimate(const zg_settings *cfg, const zg_model *m, int64_t input_tokens,
-                                 int64_t max_output, int64_t units)
+int64_t zg_billing_hold_estimate(const zg_settings *cfg, const zg_model *m, const zg_hold_req *q)
 {
-    int64_t in = input_tokens < 0 ? 0 : input_tokens;
+    int64_t in = q->input_tokens < 0 ? 0 : q->input_tokens;
     if (in > cfg->hold_input_cap)
         in = cfg->hold_input_cap;
-    int64_t out = max_output > 0 ? max_output : cfg->hold_min_output;
-    if (out > cfg->hold_output_cap)
-        out = cfg->hold_output_cap;
-    int64_t tokens[2] = {in, out};
-    int64_t prices[2] = {m->price_input < 0 ? 0 : m->price_input, m->price_output < 0 ? 0 : m->price_output};
-    int64_t h = zg_price_tokens(tokens, prices, 2);
-    if (units > 0 && m->price_unit > 0)
-        h += units * m->price_unit;
+    if (q->expands) {
+        /* the provider adds input the body does not show: assume the model's whole context */
+        int64_t window = q->context_window > 0 ? q->context_window : m->context_window;
+        int64_t ex = m->expand_input > 0 ? m->expand_input : window;
+        if (ex <= 0)
+            ex = cfg->hold_input_cap;
+        if (q->context_window > ex)
+            ex = q->context_window;
+        if (ex > in)
+            in = ex;
+    }
+    /* an absent cap holds what the largest stated one does: leaving max_tokens out never pays */
+    int64_t out = q->max_output > 0 && q->max_output < cfg->hold_output_cap ? q->max_output : cfg->hold_output_cap;
+    int64_t choices = q->choices > 1 ? (q->choices > 1000 ? 1000 : q->choices) : 1;
+    zg_usage u = {.input = in, .output = out * choices, .units = q->units > 0 ? q->units : 0};
+    int64_t h = zg_usage_cost(&u, m);
     return h < 1 ? 1 : h;
 }
 

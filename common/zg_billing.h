@@ -15,6 +15,7 @@ enum {
     ZG_ADMIT_BALANCE = 402,
     ZG_ADMIT_PLAN = 403,
     ZG_ADMIT_RATE = 429,
+    ZG_ADMIT_RECALLED = 4290, /* 429, but other processes held unused slices: recalled, ask again */
     ZG_ADMIT_KEY_LIMIT = 4021,
     ZG_ADMIT_DB_ERROR = -1,
 };
@@ -25,11 +26,22 @@ typedef struct zg_admission {
     int64_t rl_limit, rl_used, rl_reset;
 } zg_admission;
 
-/* Credits to hold before calling the upstream: input estimated at min(input_tokens, the input cap)
- * plus output at min(max_output or the configured default, the output cap), at m's prices, plus
+/* What the hold of one request assumes. */
+typedef struct zg_hold_req {
+    int64_t input_tokens;   /* estimated from the body's size */
+    int64_t max_output;     /* the request's output cap; 0 = none stated */
+    int64_t choices;        /* outputs generated at once (OpenAI n, Gemini candidateCount); 0 or 1 = one */
+    int64_t units;          /* images asked for (per-unit models) */
+    bool expands;           /* the provider adds input the body does not carry (zg_inspect_expands) */
+    int64_t context_window; /* the request's own window when an option widens it (0 = the model's) */
+} zg_hold_req;
+
+/* Credits to hold before calling the upstream, at m's prices (its long-context tier when the
+ * assumed input is above the threshold): input at min(body estimate, the input cap), or, when the
+ * provider expands input, at least the model's expand_input (default its context window); output at
+ * min(the stated cap, the output cap), the output cap when none is stated, times the choices; plus
  * units x per-unit price; at least 1 credit. */
-int64_t zg_billing_hold_estimate(const zg_settings *cfg, const zg_model *m, int64_t input_tokens,
-                                 int64_t max_output, int64_t units);
+int64_t zg_billing_hold_estimate(const zg_settings *cfg, const zg_model *m, const zg_hold_req *q);
 /* Admit a request in one round trip (auth, plan, rate limit, and when hold > 0 the hold and the
  * pending usage row, committed). Fills *out; returns out->code. */
 int zg_billing_admit(zg_db *db, const char *key_hash, const char *request_id, const char *group, int limit,

@@ -42,7 +42,8 @@ int zg_plan_multiplier(int rank)
 static const char SQL_VERSION[] = "SELECT version FROM catalog_version WHERE id = 1";
 static const char SQL_MODELS[] =
     "SELECT id, display_name, provider, kind, status, min_plan, price_input, price_output, price_cache_read,"
-    " price_cache_write_5m, price_cache_write_1h, price_unit, created_unix"
+    " price_cache_write_5m, price_cache_write_1h, price_unit, created_unix, context_window, expand_input,"
+    " long_threshold, long_input, long_output, long_cache_read"
     " FROM models ORDER BY sort_order, id";
 static const char SQL_ALIASES[] = "SELECT alias, model_id FROM model_aliases ORDER BY alias";
 
@@ -73,7 +74,7 @@ static int64_t num_or(const char *v, size_t n, int64_t def)
 static int model_row(void *ctx, int nc, char **v, const size_t *l)
 {
     struct load *ld = ctx;
-    if (nc < 13)
+    if (nc < 19)
         return 1;
     if (ld->n == ld->cap) {
         size_t nc2 = ld->cap ? ld->cap * 2 : 64;
@@ -102,6 +103,14 @@ static int model_row(void *ctx, int nc, char **v, const size_t *l)
     m->price_cache_write_1h = num_or(v[10], l[10], -1);
     m->price_unit = num_or(v[11], l[11], -1);
     m->created = num_or(v[12], l[12], 0);
+    m->context_window = num_or(v[13], l[13], 0);
+    m->expand_input = num_or(v[14], l[14], 0);
+    m->long_threshold = num_or(v[15], l[15], 0);
+    m->long_input = num_or(v[16], l[16], -1);
+    m->long_output = num_or(v[17], l[17], -1);
+    m->long_cache_read = num_or(v[18], l[18], -1);
+    if (m->long_threshold < 0 || m->long_input < 0 || m->long_output < 0)
+        m->long_threshold = 0; /* an incomplete tier is no tier */
     return 0;
 }
 

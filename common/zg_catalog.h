@@ -20,6 +20,12 @@ typedef struct zg_model {
     int64_t price_input, price_output, price_cache_read, price_cache_write_5m, price_cache_write_1h;
     int64_t price_unit; /* credits per image */
     int64_t created;    /* unix seconds */
+    int64_t context_window; /* input tokens the model accepts; 0 = unknown */
+    int64_t expand_input;   /* input tokens a hold assumes when the provider expands input itself
+                               (files or images by URL or id, stored conversations); 0 = the context */
+    /* long-context tier: input of all kinds above long_threshold tokens prices the whole request at
+     * these (cache writes scale with the input price); long_threshold 0 = no tier */
+    int64_t long_threshold, long_input, long_output, long_cache_read;
 } zg_model;
 
 /* Plan name for a rank ("none", "pro", "max", "enterprise"). */

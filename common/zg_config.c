@@ -323,7 +323,6 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->ping_interval = 5;
     s->image_timeout = 600;
     s->hold_output_cap = 4096;
-    s->hold_min_output = 1024;
     s->hold_input_cap = 32768;
     s->reap_after = 0; /* derived below */
     s->billing_mode = ZG_BILLING_LEASE;
@@ -361,7 +360,6 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("upstream", "ping_interval", 1, 3600, s->ping_interval);
     GET_INT("upstream", "image_timeout", 1, 86400, s->image_timeout);
     GET_INT("billing", "hold_output_cap", 0, 10000000, s->hold_output_cap);
-    GET_INT("billing", "hold_min_output", 0, 10000000, s->hold_min_output);
     GET_INT("billing", "hold_input_cap", 0, 100000000, s->hold_input_cap);
     GET_INT("billing", "reap_after", 60, 7 * 86400, s->reap_after);
     if (get_str(c, "billing", "spool_path", s->spool_path, sizeof s->spool_path, err, errlen))

@@ -43,8 +43,7 @@ typedef struct zg_settings {
     /* [upstream] seconds */
     int connect_timeout, idle_timeout, total_timeout, ping_interval, image_timeout;
     /* [billing] */
-    int64_t hold_output_cap;      /* output tokens assumed by a hold at most */
-    int64_t hold_min_output;      /* output tokens assumed when the request names no max */
+    int64_t hold_output_cap;      /* output tokens a hold assumes (at most the stated cap) */
     int64_t hold_input_cap;       /* input tokens assumed by a hold at most */
     char spool_path[512];         /* settlements that could not reach the database */
     int reap_after;               /* seconds after which a pending request is abandoned */

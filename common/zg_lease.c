@@ -26,6 +26,8 @@
 #define STALE_OWNER_S 300      /* leases not renewed for this long belong to a lost host */
 #define ORPHAN_AFTER_MS 200000 /* without a heartbeat this long, our leases may be reaped: forget them */
 #define JOURNAL_ROTATE (8u << 20)
+#define RECALL_TRIES 8         /* a refused request asks again this often while slices are recalled */
+#define RECALL_WAIT_MS 100     /* between those asks (processes poll for recalls every VERSION_POLL_MS) */
 
 struct entry {
     bool used, granted;
@@ -193,7 +195,9 @@ static const char SQL_FLUSH[] = "CALL zg_flush(?, ?)";
 static const char SQL_DROP[] = "CALL zg_lease_drop(?, ?, ?, ?, ?, ?)";
 static const char SQL_DIRECT[] =
     "CALL zg_settle_direct(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_VERSION[] = "SELECT version FROM catalog_version WHERE id = 2";
+static const char SQL_VERSION[] =
+    "SELECT (SELECT version FROM catalog_version WHERE id = 2), (SELECT COALESCE(MAX(seq), 0) FROM rate_recalls)";
+static const char SQL_RECALLS[] = "SELECT seq, user_id, grp FROM rate_recalls WHERE seq > ? ORDER BY seq LIMIT 200";
 static const char SQL_HEARTBEAT[] = "UPDATE leases SET renewed_at = NOW(3) WHERE owner = ?";
 static const char SQL_STALE[] =
     "SELECT DISTINCT owner FROM leases WHERE renewed_at < NOW(3) - INTERVAL ? SECOND LIMIT 100";
@@ -339,12 +343,73 @@ static void merge_grant(struct entry *e, const struct grant *g, int64_t now)
     e->last_ms = now;
 }
 
+/* Journal an admission: 'A' for a leased request, 'P' for one admitted strictly (a pending row). */
+static void journal_admit(char kind, int gen, const char *request_id, int64_t user, int64_t key, const char *group,
+                          const char *surface, const char *model, const char *provider, int64_t hold)
+{
+    char line[400];
+    char s_[16], m_[65], p_[33];
+    copy_str(s_, sizeof s_, surface);
+    copy_str(m_, sizeof m_, model);
+    copy_str(p_, sizeof p_, provider);
+    int n = snprintf(line, sizeof line, "%c %s %lld %lld %s %s %s %s %lld\n", kind, request_id, (long long)user,
+                     (long long)key, group, s_, m_, p_, (long long)hold);
+    if (n > 0 && (size_t)n < sizeof line)
+        journal_write(gen, line, (size_t)n);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static int strict_admit(zg_db *db, const char *key_hash, const char *request_id, const char *group, int limit,
                         int min_plan, int64_t hold, const char *surface, const char *model, const char *provider,
                         zg_admission *out, zg_ticket *t)
 {
     t->mode = ZG_BILLING_STRICT;
-    return zg_billing_admit(db, key_hash, request_id, group, limit, min_plan, hold, surface, model, provider, out);
+    int code;
+    for (int i = 0;; i++) {
+        code = zg_billing_admit(db, key_hash, request_id, group, limit, min_plan, hold, surface, model, provider,
+                                out);
+        if (code != ZG_ADMIT_RECALLED)
+            break;
+        if (i == RECALL_TRIES) {
+            out->code = code = ZG_ADMIT_RATE;
+            break;
+        }
+        sleep_ms(RECALL_WAIT_MS);
+    }
+    if (code != ZG_ADMIT_OK || hold <= 0 || !active)
+        return code;
+    /* a pending row: journalled so that a sibling settles it within seconds if this process dies */
+    pthread_mutex_lock(&mu);
+    t->gen = jgen;
+    outstanding[t->gen]++;
+    pthread_mutex_unlock(&mu);
+    t->journaled = true;
+    t->hold = hold;
+    journal_admit('P', t->gen, request_id, out->who.user_id, out->who.key_id, group, surface, model, provider,
+                  hold);
+    return code;
+}
+
+/* take_lease, asking again while the hour's unused slices are being recalled from other processes;
+ * a recall that frees nothing in time is a plain 429. */
+static int take_lease_recalled(zg_db *db, const char *hash, const char *grp, int limit, int min_plan, int64_t need,
+                               int64_t want, int want_slots, struct grant *g)
+{
+    for (int i = 0;; i++) {
+        int rc = take_lease(db, hash, grp, limit, min_plan, need, want, want_slots, g);
+        if (rc != 0 || g->v[0] != ZG_ADMIT_RECALLED)
+            return rc;
+        if (i == RECALL_TRIES) {
+            g->v[0] = ZG_ADMIT_RATE;
+            return 0;
+        }
+        sleep_ms(RECALL_WAIT_MS);
+    }
 }
 
 int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, const char *request_id,
@@ -391,15 +456,7 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
             outstanding[t->gen]++;
             int64_t user = e->user_id, key = e->key_id;
             pthread_mutex_unlock(&mu);
-            char line[400];
-            char s_[16], m_[65], p_[33];
-            copy_str(s_, sizeof s_, surface);
-            copy_str(m_, sizeof m_, model);
-            copy_str(p_, sizeof p_, provider);
-            int n = snprintf(line, sizeof line, "A %s %lld %lld %s %s %s %s %lld\n", request_id, (long long)user,
-                             (long long)key, group, s_, m_, p_, (long long)hold);
-            if (n > 0 && (size_t)n < sizeof line)
-                journal_write(t->gen, line, (size_t)n);
+            journal_admit('A', t->gen, request_id, user, key, group, surface, model, provider, hold);
             return 0;
         }
         if (attempt == 1)
@@ -415,7 +472,7 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
         struct grant g;
         /* requests of the hour only when this process has none left of the current one */
         int want_slots = e->granted && e->slots > 0 && time(NULL) < e->reset ? 0 : cfg_->lease_slots;
-        int rc = take_lease(db, key_hash, group, limit, min_plan, need, want, want_slots, &g);
+        int rc = take_lease_recalled(db, key_hash, group, limit, min_plan, need, want, want_slots, &g);
         pthread_mutex_lock(&mu);
         if (rc != 0) {
             pthread_mutex_unlock(&mu);
@@ -471,8 +528,19 @@ static void journal_settle(const struct row *r)
 int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, const char *surface,
                     const char *model, const char *provider, const zg_settlement *s, zg_ticket *t)
 {
-    if (t->mode != ZG_BILLING_LEASE)
-        return zg_billing_settle(db, cfg, request_id, s, NULL);
+    if (t->mode != ZG_BILLING_LEASE) {
+        int rc = zg_billing_settle(db, cfg, request_id, s, NULL);
+        if (t->journaled) {
+            char line[64];
+            int n = snprintf(line, sizeof line, "D %s\n", request_id);
+            if (rc == 0 && n > 0 && (size_t)n < sizeof line)
+                journal_write(t->gen, line, (size_t)n);
+            pthread_mutex_lock(&mu);
+            outstanding[t->gen]--;
+            pthread_mutex_unlock(&mu);
+        }
+        return rc;
+    }
     struct row r;
     memset(&r, 0, sizeof r);
     copy_str(r.rid, sizeof r.rid, request_id);
@@ -525,10 +593,26 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
     pthread_mutex_unlock(&mu);
     /* the queue is full (the database has been away for long): the journal keeps this one, and the
      * row is written now or, failing that, when the journal is replayed */
-    if (settle_direct(db, owner, &r) == 0)
-        return 0;
-    zg_error("lease: settlement of %s kept only in the journal: %s", request_id, zg_db_error(db));
-    return -1;
+    int rc = settle_direct(db, owner, &r);
+    if (rc != 0)
+        zg_error("lease: settlement of %s kept only in the journal: %s", request_id, zg_db_error(db));
+    pthread_mutex_lock(&mu);
+    outstanding[r.gen]--;
+    pthread_mutex_unlock(&mu);
+    return rc == 0 ? 0 : -1;
+}
+
+void zg_lease_progress(const zg_ticket *t, const char *request_id, const zg_usage *u, int64_t credits)
+{
+    if (!active || (t->mode != ZG_BILLING_LEASE && !t->journaled) || t->hold <= 0)
+        return;
+    char line[300];
+    int n = snprintf(line, sizeof line, "U %s %lld %lld %lld %lld %lld %lld %lld %lld\n", request_id,
+                     (long long)credits, (long long)u->input, (long long)u->output, (long long)u->cache_read,
+                     (long long)u->cache_write_5m, (long long)u->cache_write_1h, (long long)u->reasoning,
+                     (long long)u->units);
+    if (n > 0 && (size_t)n < sizeof line)
+        journal_write(t->gen, line, (size_t)n);
 }
 
 /* ---- the writer thread -------------------------------------------------------------------------------- */
@@ -567,6 +651,64 @@ static size_t collect_drops(struct drop *out, size_t cap, int64_t now, bool all)
     return n;
 }
 
+/* Recalls of rate-limit slices (zg_rate_recall): every entry of the named user and group gives its
+ * unused requests of the hour back, and its lease row forgets its slots. */
+static int64_t recall_seq; /* the last recall answered (writer thread only) */
+
+struct recalls {
+    int64_t seq, user;
+    char grp[16];
+    struct drop *out;
+    size_t *n;
+};
+
+static int recall_row(void *ctx, int nc, char **v, const size_t *l)
+{
+    struct recalls *rc = ctx;
+    int64_t seq, user;
+    if (nc < 3 || !v[0] || !v[1] || !v[2] || zg_parse_i64(v[0], l[0], 0, INT64_MAX, &seq) ||
+        zg_parse_i64(v[1], l[1], 0, INT64_MAX, &user))
+        return 0;
+    rc->seq = seq;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&mu);
+    for (size_t u = 0; u < n_used && *rc->n < TAB_CAP; u++) {
+        struct entry *e = &tab[used_idx[u]];
+        if (!e->used || !e->granted || e->user_id != user || strncmp(e->grp, v[2], l[2]) != 0 || e->grp[l[2]])
+            continue;
+        struct drop *d = &rc->out[(*rc->n)++];
+        d->key = e->key_id;
+        d->credits = 0;
+        d->slots = now < e->reset ? e->slots : 0;
+        d->window = e->reset - 3600;
+        memcpy(d->grp, e->grp, sizeof d->grp);
+        e->slots = 0;
+    }
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+/* Answer the recalls after recall_seq, up to upto; queue the slices to give back in out/n. Returns
+ * false when the database failed (asked again at the next poll). */
+static bool answer_recalls(zg_db *db, int64_t upto, struct drop *out, size_t *n)
+{
+    if (recall_seq == 0 && n_used == 0) {
+        recall_seq = upto; /* nothing leased yet: older recalls are not ours to answer */
+        return true;
+    }
+    while (recall_seq < upto) {
+        struct recalls rc = {.seq = recall_seq, .out = out, .n = n};
+        zg_val p[1] = {ZG_INT(recall_seq)};
+        if (zg_db_run(db, SQL_RECALLS, p, 1, recall_row, &rc, NULL) != 0)
+            return false;
+        if (rc.seq == recall_seq)
+            break;
+        recall_seq = rc.seq;
+    }
+    recall_seq = upto > recall_seq ? upto : recall_seq;
+    return true;
+}
+
 /* Extend leases in use that are three quarters spent, so requests rarely wait for a grant. */
 #define REFILL_MAX 64
 static void refill(zg_db *db, int64_t now)
@@ -602,7 +744,7 @@ static void refill(zg_db *db, int64_t now)
     for (int k = 0; k < n; k++) {
         struct grant g;
         int rc = take_lease(db, todo[k].hash, todo[k].grp, (int)todo[k].limit, 1, 0, todo[k].want,
-                            todo[k].slots ? cfg_->lease_slots : 0, &g);
+                            todo[k].slots ? -cfg_->lease_slots : 0, &g);
         pthread_mutex_lock(&mu);
         struct entry *e = &tab[todo[k].idx];
         e->refilling = false;
@@ -696,6 +838,31 @@ static void *writer_main(void *arg)
         bool upkeep = stop || now - last_upkeep >= UPKEEP_MS;
         if (upkeep)
             last_upkeep = now;
+        if (now - last_poll >= VERSION_POLL_MS) {
+            int64_t v[2] = {-1, 0};
+            if (zg_db_run(db, SQL_VERSION, NULL, 0, zg_db_row_ints, &(zg_ints){v, 2}, NULL) == 0) {
+                last_poll = now;
+                if (v[0] > 0)
+                    see_version((uint64_t)v[0]);
+                if (v[1] > recall_seq && drops) {
+                    size_t before = dn;
+                    if (answer_recalls(db, v[1], drops, &dn))
+                        upkeep = upkeep || dn > before;
+                    else
+                        ok = false;
+                }
+            } else {
+                ok = false;
+            }
+        }
+        if (drops && upkeep && dn) {
+            /* slices of the hour go back at once: nothing in the settlements depends on them */
+            size_t k = 0;
+            while (k < dn && drops[k].credits == 0 && drop_one(db, owner, &drops[k]) == 0)
+                k++;
+            memmove(drops, drops + k, (dn - k) * sizeof *drops);
+            dn -= k;
+        }
         if (ok && drops && upkeep) {
             /* leases go back only once the settlements that consumed them are written */
             pthread_mutex_lock(&mu);
@@ -712,16 +879,6 @@ static void *writer_main(void *arg)
         }
         if (ok && upkeep)
             refill(db, now);
-        if (now - last_poll >= VERSION_POLL_MS) {
-            int64_t v = -1;
-            if (zg_db_run(db, SQL_VERSION, NULL, 0, zg_db_row_ints, &(zg_ints){&v, 1}, NULL) == 0) {
-                last_poll = now;
-                if (v > 0)
-                    see_version((uint64_t)v);
-            } else {
-                ok = false;
-            }
-        }
         if (now - last_beat >= HEARTBEAT_MS) {
             zg_val p[1] = {ZG_STR(owner)};
             if (zg_db_run(db, SQL_HEARTBEAT, p, 1, NULL, NULL, NULL) == 0) {
@@ -826,25 +983,9 @@ void zg_lease_stop(void)
 
 /* ---- replaying a dead process's journal ---------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    zg_buf b;
-    zg_buf_init(&b, 256u << 20);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (zg_buf_append(&b, chunk, n) != ZG_OK)
-            break;
-    fclose(f);
-    zg_buf_append(&b, "", 1);
-    *len = b.len ? b.len - 1 : 0;
-    return b.data; /* owned by the caller */
-}
-
-/* Parse one journal line into r; 'A' or 'S', or 0 when malformed. */
+/* Parse one journal line into r: 'A' (leased admission) or 'P' (strict admission: a pending row),
+ * 'S' (leased settlement), 'D' (strict settlement done: only the id), 'U' (final usage reported:
+ * id, credits and usage); 0 when malformed. */
 static int parse_line(char *line, struct row *r)
 {
     char *f[24];
@@ -853,12 +994,31 @@ static int parse_line(char *line, struct row *r)
     for (char *t = strtok_r(line, " \n", &save); t && n < 24; t = strtok_r(NULL, " \n", &save))
         f[n++] = t;
     memset(r, 0, sizeof *r);
-    if (n < 9 || (f[0][0] != 'A' && f[0][0] != 'S') || f[0][1])
+    if (n < 2 || f[0][1] || !strchr("APSDU", f[0][0]))
         return 0;
     int kind = f[0][0];
-    if ((kind == 'A' && n != 9) || (kind == 'S' && n != 24))
-        return 0;
     copy_str(r->rid, sizeof r->rid, f[1]);
+    if (kind == 'D')
+        return n == 2 ? 'D' : 0;
+    if (kind == 'U') {
+        int64_t v[8];
+        if (n != 10)
+            return 0;
+        for (int i = 0; i < 8; i++)
+            if (zg_parse_i64z(f[2 + i], 0, INT64_MAX, &v[i]))
+                return 0;
+        r->credits = v[0];
+        r->u.input = v[1];
+        r->u.output = v[2];
+        r->u.cache_read = v[3];
+        r->u.cache_write_5m = v[4];
+        r->u.cache_write_1h = v[5];
+        r->u.reasoning = v[6];
+        r->u.units = v[7];
+        return 'U';
+    }
+    if (((kind == 'A' || kind == 'P') && n != 9) || (kind == 'S' && n != 24))
+        return 0;
     copy_str(r->grp, sizeof r->grp, f[4]);
     copy_str(r->surface, sizeof r->surface, f[5]);
     copy_str(r->model, sizeof r->model, f[6]);
@@ -866,13 +1026,13 @@ static int parse_line(char *line, struct row *r)
     if (zg_parse_i64z(f[2], 0, INT64_MAX, &r->user) || zg_parse_i64z(f[3], 0, INT64_MAX, &r->key) ||
         zg_parse_i64z(f[8], 0, INT64_MAX, &r->hold))
         return 0;
-    if (kind == 'A') {
+    if (kind == 'A' || kind == 'P') {
         copy_str(r->status, sizeof r->status, "abandoned");
         copy_str(r->reason, sizeof r->reason, "abandoned");
         r->credits = r->hold;
         r->est = 1;
         r->ttfb = r->dur = -1;
-        return 'A';
+        return kind;
     }
     copy_str(r->status, sizeof r->status, f[9]);
     copy_str(r->reason, sizeof r->reason, f[10]);
@@ -896,78 +1056,131 @@ static int parse_line(char *line, struct row *r)
     return 'S';
 }
 
-/* Replay both journal files of a dead owner; 0 when everything reached the database. */
+/* The lines of a dead owner's journal, by kind. */
+struct replay {
+    struct row *v[5]; /* A, P, S, D, U */
+    size_t n[5], cap[5];
+};
+
+static int kind_index(int kind)
+{
+    return kind == 'A' ? 0 : kind == 'P' ? 1 : kind == 'S' ? 2 : kind == 'D' ? 3 : 4;
+}
+
+/* Read a journal file line by line (any size) into rp. -1 when memory ran out. */
+static int replay_read(const char *path, struct replay *rp)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    int rc = 0;
+    while (rc == 0 && getline(&line, &lcap, f) > 0) {
+        struct row r;
+        int kind = parse_line(line, &r);
+        if (!kind)
+            continue;
+        int k = kind_index(kind);
+        if (rp->n[k] == rp->cap[k]) {
+            size_t nc = rp->cap[k] ? rp->cap[k] * 2 : 64;
+            struct row *x = realloc(rp->v[k], nc * sizeof *x);
+            if (!x) {
+                rc = -1;
+                break;
+            }
+            rp->v[k] = x;
+            rp->cap[k] = nc;
+        }
+        rp->v[k][rp->n[k]++] = r;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int by_rid(const void *a, const void *b)
+{
+    return strcmp(((const struct row *)a)->rid, ((const struct row *)b)->rid);
+}
+
+static const struct row *find_rid(const struct replay *rp, int k, const char *rid)
+{
+    struct row key;
+    memcpy(key.rid, rid, sizeof key.rid);
+    return rp->n[k] ? bsearch(&key, rp->v[k], rp->n[k], sizeof key, by_rid) : NULL;
+}
+
+/* A request admitted and never settled: billed what the upstream reported when its final usage was
+ * noted, else its hold (estimated). Status abandoned either way. */
+static void unfinished(struct row *r, const struct replay *rp)
+{
+    const struct row *u = find_rid(rp, 4, r->rid);
+    if (!u)
+        return;
+    r->credits = u->credits;
+    r->u = u->u;
+    r->est = 0;
+}
+
+/* Settle a strict admission left pending (zg_settle: a no-op when it was settled meanwhile). */
+static int settle_pending(zg_db *db, const struct row *r)
+{
+    zg_settlement st = {.status = "abandoned", .end_reason = "abandoned", .credits = r->credits, .usage = r->u,
+                        .estimated = r->est != 0, .upstream_status = 0, .ttfb_ms = -1, .duration_ms = -1};
+    return zg_billing_settle(db, cfg_, r->rid, &st, NULL);
+}
+
+/* Replay both journal files of a dead owner; 0 when everything reached the database (or the spool). */
 static int replay_owner(zg_db *db, const char *own, const char *p0, const char *p1, int *count)
 {
-    size_t l0 = 0, l1 = 0;
-    char *t0 = read_file(p0, &l0), *t1 = read_file(p1, &l1);
-    int rc = 0;
-    size_t cap = 64, na = 0, ns = 0;
-    struct row *as = malloc(cap * sizeof *as), *ss = NULL;
-    size_t scap = 64;
-    ss = malloc(scap * sizeof *ss);
-    char *texts[2] = {t0, t1};
-    for (int k = 0; k < 2 && as && ss; k++) {
-        char *save = NULL;
-        for (char *line = texts[k] ? strtok_r(texts[k], "\n", &save) : NULL; line;
-             line = strtok_r(NULL, "\n", &save)) {
-            struct row r;
-            int kind = parse_line(line, &r);
-            if (kind == 'A') {
-                if (na == cap) {
-                    struct row *x = realloc(as, cap * 2 * sizeof *as);
-                    if (!x)
-                        break;
-                    as = x;
-                    cap *= 2;
-                }
-                as[na++] = r;
-            } else if (kind == 'S') {
-                if (ns == scap) {
-                    struct row *x = realloc(ss, scap * 2 * sizeof *ss);
-                    if (!x)
-                        break;
-                    ss = x;
-                    scap *= 2;
-                }
-                ss[ns++] = r;
-            }
-        }
-    }
-    if (!as || !ss)
-        rc = -1;
-    /* finished requests at their cost; admitted ones that never finished at their hold */
-    for (size_t i = 0; rc == 0 && i < ns; i++) {
-        if (settle_direct(db, own, &ss[i]) != 0) {
-            zg_warn("lease replay of %s: %s", ss[i].rid, zg_db_error(db));
+    struct replay rp;
+    memset(&rp, 0, sizeof rp);
+    int rc = replay_read(p0, &rp) || replay_read(p1, &rp) ? -1 : 0;
+    for (int k = 2; k < 5; k++)
+        if (rp.n[k])
+            qsort(rp.v[k], rp.n[k], sizeof *rp.v[k], by_rid);
+    /* finished requests at their cost */
+    for (size_t i = 0; rc == 0 && i < rp.n[2]; i++) {
+        if (settle_direct(db, own, &rp.v[2][i]) != 0) {
+            zg_warn("lease replay of %s: %s", rp.v[2][i].rid, zg_db_error(db));
             if (db_unavailable(zg_db_errno(db)))
                 rc = -1;
         } else {
             (*count)++;
         }
     }
-    for (size_t i = 0; rc == 0 && i < na; i++) {
-        bool finished = false;
-        for (size_t j = 0; j < ns && !finished; j++)
-            finished = strcmp(ss[j].rid, as[i].rid) == 0;
-        if (finished)
+    /* leased admissions that never finished */
+    for (size_t i = 0; rc == 0 && i < rp.n[0]; i++) {
+        struct row *r = &rp.v[0][i];
+        if (find_rid(&rp, 2, r->rid))
             continue;
-        if (settle_direct(db, own, &as[i]) != 0) {
-            zg_warn("lease replay of %s: %s", as[i].rid, zg_db_error(db));
+        unfinished(r, &rp);
+        if (settle_direct(db, own, r) != 0) {
+            zg_warn("lease replay of %s: %s", r->rid, zg_db_error(db));
             if (db_unavailable(zg_db_errno(db)))
                 rc = -1;
         } else {
             (*count)++;
         }
+    }
+    /* strict admissions whose settlement was not noted */
+    for (size_t i = 0; rc == 0 && i < rp.n[1]; i++) {
+        struct row *r = &rp.v[1][i];
+        if (find_rid(&rp, 3, r->rid))
+            continue;
+        unfinished(r, &rp);
+        if (settle_pending(db, r) != 0)
+            rc = -1;
+        else
+            (*count)++;
     }
     if (rc == 0) {
         struct drop all = {0, 0, 0, 0, ""};
         rc = drop_one(db, own, &all);
     }
-    free(as);
-    free(ss);
-    free(t0);
-    free(t1);
+    for (int k = 0; k < 5; k++)
+        free(rp.v[k]);
     return rc;
 }
 

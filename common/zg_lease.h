@@ -16,8 +16,11 @@
  * batches, one transaction every flush_ms (procedure zg_flush), which also consumes the lease. A
  * lease unused for lease_idle_ms is given back. A process that dies leaves its journal: a sibling
  * process replays it (every request in it billed once: finished ones at their cost, unfinished
- * ones at their hold) and releases the dead process's leases. Keys too poor for a lease (less than
- * 8 x the request's hold free) are admitted the strict way, one round trip per request. */
+ * ones at what the upstream reported, or their hold) and releases the dead process's leases. Keys too
+ * poor for a lease (less than 8 x the request's hold free) are admitted the strict way, one round
+ * trip per request; their admissions are journalled too, so a sibling settles them just as fast.
+ * When the hour's request count is used up while other processes hold unused slices of it, the slices
+ * are recalled (every process polls for recalls) and the request asks again before it is refused. */
 
 /* How one request was admitted; filled by zg_lease_admit, consumed by zg_lease_settle. */
 typedef struct zg_ticket {
@@ -25,6 +28,7 @@ typedef struct zg_ticket {
     int entry;
     int gen;
     int64_t hold;
+    bool journaled; /* a strict admission noted in this process's journal (lease mode running) */
 } zg_ticket;
 
 /* Start lease mode in this process when cfg->billing_mode says so: open the journal, start the
@@ -47,6 +51,11 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
  * tickets by journalling and queueing the settlement for the next batch. 0, or -1 (logged). */
 int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, const char *surface,
                     const char *model, const char *provider, const zg_settlement *s, zg_ticket *t);
+
+/* Note in the journal that the upstream reported its final usage (cost in credits), so that if this
+ * process dies before settling, the request is billed what was reported instead of its hold. A
+ * no-op for requests the journal does not know. */
+void zg_lease_progress(const zg_ticket *t, const char *request_id, const zg_usage *u, int64_t credits);
 
 /* Upkeep for the main thread: replay journals of dead processes on this host and release
  * leases whose owner stopped renewing them long ago (a lost host). Returns how many requests

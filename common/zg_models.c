@@ -66,7 +66,19 @@ static void entry(zg_buf *b, const zg_model *m)
     } else if (m->price_unit >= 0) {
         zg_buf_printf(b, "\"unit\":\"credits_per_image\",\"per_image\":%lld", (long long)m->price_unit);
     }
-    zg_buf_puts(b, "}}");
+    zg_buf_puts(b, "}");
+    if (m->context_window > 0)
+        zg_buf_printf(b, ",\"context_window\":%lld", (long long)m->context_window);
+    if (m->long_threshold > 0) {
+        /* above the threshold (input of all kinds) the whole request is priced at these */
+        zg_buf_printf(b, ",\"long_context\":{\"threshold\":%lld", (long long)m->long_threshold);
+        first = 0;
+        price(b, "input", m->long_input, &first);
+        price(b, "output", m->long_output, &first);
+        price(b, "cache_read", m->long_cache_read, &first);
+        zg_buf_puts(b, "}");
+    }
+    zg_buf_puts(b, "}");
 }
 
 static int send(zg_req *r, zg_buf *b)

@@ -19,6 +19,7 @@ int zg_openai_chat_parse(zg_call *c, char *why, size_t whylen)
     }
     if (!zg_json_int(c->json, "max_completion_tokens", &c->max_output))
         zg_json_int(c->json, "max_tokens", &c->max_output);
+    zg_json_int(c->json, "n", &c->choices); /* n choices: n times the output */
     return 0;
 }
 

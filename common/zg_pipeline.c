@@ -3,6 +3,7 @@
 #include "zg_config.h"
 #include "zg_db.h"
 #include "zg_err.h"
+#include "zg_inspect.h"
 #include "zg_log.h"
 #include "zg_upstream.h"
 #include <stdio.h>
@@ -121,6 +122,7 @@ static const struct {
     {"messages", F_ARRAY},
     {"contents", F_ARRAY},
     {"generationConfig", F_OBJECT},
+    {"n", F_COUNT},
 };
 
 static int check_field(struct json_object *o, const char *name, int kind, char *why, size_t whylen)
@@ -169,7 +171,8 @@ static int check_common_fields(struct json_object *o, char *why, size_t whylen)
             return -1;
     struct json_object *gc;
     if (json_object_object_get_ex(o, "generationConfig", &gc) && gc &&
-        check_field(gc, "maxOutputTokens", F_COUNT, why, whylen) != 0)
+        (check_field(gc, "maxOutputTokens", F_COUNT, why, whylen) != 0 ||
+         check_field(gc, "candidateCount", F_COUNT, why, whylen) != 0))
         return -1;
     return 0;
 }
@@ -206,6 +209,8 @@ static int limit_for(const zg_settings *cfg, int which)
 
 /* ---- relay callbacks ---------------------------------------------------------------------------- */
 
+static int relay_on(zg_call *c);
+
 static int on_head(void *ctx, int status, const char *ctype)
 {
     zg_call *c = ctx;
@@ -224,7 +229,19 @@ static int on_head(void *ctx, int status, const char *ctype)
     /* a JSON answer is held until it is complete (see on_body), so a transfer that breaks off
      * becomes a protocol-shaped 502/504 instead of a cut body behind a 200; streams (SSE, or
      * Gemini's streamed JSON array) are relayed as they come */
-    return c->is_sse || c->stream ? zg_resp_start(r) : 0;
+    if ((c->is_sse || c->stream) && !r->client_gone)
+        zg_resp_start(r);
+    return relay_on(c);
+}
+
+/* Once the final usage is known, note it in the journal, so a process that dies before settling
+ * bills what the upstream reported rather than the hold. */
+static void note_final(zg_call *c)
+{
+    if (c->final_noted || !c->sf->billed || !zg_usage_final(&c->usage, c->sf->usage))
+        return;
+    c->final_noted = true;
+    zg_lease_progress(&c->ticket, c->r->request_id, &c->usage, zg_usage_cost(&c->usage, &c->model));
 }
 
 static int on_event(void *ctx, const char *ev, size_t elen, const char *data, size_t dlen, const char *raw,
@@ -233,9 +250,22 @@ static int on_event(void *ctx, const char *ev, size_t elen, const char *data, si
     zg_call *c = ctx;
     c->usage.text_bytes += (int64_t)zg_usage_delta_text(c->sf->usage, data, dlen);
     zg_usage_from_event(&c->usage, c->sf->usage, ev, elen, data, dlen);
-    if (c->sf->hide_event && c->sf->hide_event(c, ev, elen, data, dlen))
+    note_final(c);
+    if (c->r->client_gone || (c->sf->hide_event && c->sf->hide_event(c, ev, elen, data, dlen)))
         return 0;
-    return zg_resp_write(c->r, raw, rawlen) != 0 ? -1 : 0;
+    zg_resp_write(c->r, raw, rawlen); /* a failed write marks the client gone: see relay_on */
+    return 0;
+}
+
+/* After each piece of the upstream's answer: go on relaying, or, once the client has left, go on
+ * reading (relaying nothing) until the final usage has arrived, so a client that leaves early pays
+ * for what the model generated; then stop the transfer (-1). */
+static int relay_on(zg_call *c)
+{
+    if (!c->r->client_gone)
+        return 0;
+    c->left = true;
+    return zg_usage_final(&c->usage, c->sf->usage) && c->choices <= 1 ? -1 : 0;
 }
 
 static int on_body(void *ctx, const char *p, size_t n)
@@ -247,25 +277,33 @@ static int on_body(void *ctx, const char *p, size_t n)
             /* an absurd event: pass the bytes through unparsed rather than fail the stream */
             const char *raw;
             size_t len = zg_sse_pending(&c->sse, &raw);
-            if (zg_resp_write(c->r, raw, len) != 0)
-                return -1;
+            if (!c->r->client_gone)
+                zg_resp_write(c->r, raw, len);
             zg_buf_reset(&c->sse.buf);
             c->sse.scan = c->sse.start = 0;
         } else if (rc != 0) {
             return -1;
         }
-        return zg_resp_flush(c->r);
+        if (!c->r->client_gone)
+            zg_resp_flush(c->r);
+        return relay_on(c);
     }
-    if (!c->r->started) {
+    if (!c->r->started && !c->r->client_gone) {
         if (zg_buf_append(&c->body_copy, p, n) == ZG_OK)
             return 0;
         /* too big to hold: relay what is held and the rest as it arrives */
-        if (zg_resp_write(c->r, c->body_copy.data, c->body_copy.len) != 0)
-            return -1;
+        zg_resp_write(c->r, c->body_copy.data, c->body_copy.len);
     } else if (c->body_copy.len < BODY_COPY_CAP) {
         zg_buf_append(&c->body_copy, p, n); /* kept for usage parsing */
     }
-    return zg_resp_write(c->r, p, n);
+    if (!c->r->client_gone)
+        zg_resp_write(c->r, p, n);
+    return relay_on(c);
+}
+
+static int on_gone(void *ctx)
+{
+    return relay_on(ctx);
 }
 
 /* Send a held JSON answer once the upstream transfer completed. */
@@ -284,12 +322,12 @@ static void release_body(zg_call *c)
 static int on_idle(void *ctx)
 {
     zg_call *c = ctx;
-    if (!c->is_sse || !c->r->started)
+    if (!c->is_sse || !c->r->started || c->r->client_gone)
         return 0;
     /* an SSE comment: ignored by clients, keeps proxies and the client's idle timers alive */
-    if (zg_resp_write(c->r, ": ping\n\n", 8) != 0)
-        return -1;
-    return zg_resp_flush(c->r);
+    if (zg_resp_write(c->r, ": ping\n\n", 8) == 0)
+        zg_resp_flush(c->r);
+    return relay_on(c);
 }
 
 /* ---- the pipeline ----------------------------------------------------------------------------------- */
@@ -382,9 +420,16 @@ static void settle(zg_call *c, const zg_upstream_out *up)
     default:
         s.end_reason = "upstream_dropped";
     }
+    /* A client that left never pays less than what was generated: the upstream was read to its
+     * final usage (see relay_on); when that could not be had, the hold is the floor. */
+    bool floor_hold = false;
+    if (c->left && reached) {
+        floor_hold = c->up_ok && !zg_usage_final(u, c->sf->usage) && !(up->result == ZG_UP_OK && !c->is_sse);
+        s.end_reason = "client_closed";
+    }
     /* What was not reported is estimated, by documented rules, once the upstream accepted the
      * request: input from the request size, output from the text relayed (ceil(bytes / 4)). */
-    if (reached && c->up_ok && strcmp(s.end_reason, "complete") != 0) {
+    if (reached && c->up_ok && strcmp(s.end_reason, "complete") != 0 && !u->finished) {
         if (!u->have_input && c->sf->usage != ZG_USAGE_IMAGES) {
             u->input = c->input_estimate;
             s.estimated = true;
@@ -397,6 +442,10 @@ static void settle(zg_call *c, const zg_upstream_out *up)
         }
     }
     s.credits = zg_usage_cost(u, &c->model);
+    if (floor_hold && s.credits < c->hold) {
+        s.credits = c->hold;
+        s.estimated = true;
+    }
     s.usage = *u;
     if (zg_lease_settle(r->db, r->cfg, r->request_id, c->sf->name, c->model.id,
                         zg_provider_name((zg_provider)c->provider), &s, &c->ticket) != 0)
@@ -446,6 +495,17 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
         reject_after_auth(&c, ZG_ERR_INVALID, why[0] ? why : "Request body must be a JSON object");
         goto done;
     }
+    /* a member given twice could be read one way here and another way upstream */
+    char dup[64];
+    int drc = zg_inspect_duplicate(r->body.data, r->body.len, dup, sizeof dup);
+    if (drc != 0) {
+        snprintf(why, sizeof why, drc > 0 ? "Request body names the member \"%s\" twice in one object: each member "
+                                            "may appear once"
+                                          : "Request body is too complex to check%s",
+                 drc > 0 ? dup : "");
+        reject_after_auth(&c, ZG_ERR_INVALID, why);
+        goto done;
+    }
     if (check_common_fields(c.json, why, sizeof why) != 0 || sf->parse(&c, why, sizeof why) != 0) {
         reject_after_auth(&c, ZG_ERR_INVALID, why);
         goto done;
@@ -473,7 +533,11 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
         goto done;
     }
     c.input_estimate = (int64_t)(r->body.len + 3) / 4;
-    c.hold = sf->billed ? zg_billing_hold_estimate(r->cfg, &c.model, c.input_estimate, c.max_output, c.units) : 0;
+    if (sf->billed) {
+        zg_hold_req q = {.input_tokens = c.input_estimate, .max_output = c.max_output, .choices = c.choices,
+                         .units = c.units, .expands = zg_inspect_expands(c.json), .context_window = c.context_window};
+        c.hold = zg_billing_hold_estimate(r->cfg, &c.model, &q);
+    }
     zg_lease_admit(r->db, r->cfg, c.key_hash, r->request_id, sf->rl_group, limit_for(r->cfg, sf->rl_limit),
                    c.model.min_plan, c.hold, sf->name, c.model.id, zg_provider_name((zg_provider)c.provider), &c.adm,
                    &c.ticket);
@@ -488,7 +552,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
         zg_err_reply(r, ZG_ERR_INTERNAL, "Could not build the upstream request");
         up.result = ZG_UP_CONNECT;
     } else {
-        zg_upstream_cb cb = {on_head, on_body, on_idle};
+        zg_upstream_cb cb = {on_head, on_body, on_idle, on_gone};
         zg_upstream_post(r, c.url, c.headers, c.send_body, c.send_len,
                          c.total_timeout ? c.total_timeout : r->cfg->total_timeout,
                          c.idle_timeout ? c.idle_timeout : r->cfg->idle_timeout, &cb, &c,

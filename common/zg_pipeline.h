@@ -22,6 +22,8 @@ typedef struct zg_call {
     bool stream;               /* the client asked for a stream */
     int64_t max_output;        /* the client's output cap, 0 if none */
     int64_t units;             /* images asked for (per-unit models) */
+    int64_t choices;           /* outputs generated at once (n, candidateCount); 0 = one */
+    int64_t context_window;    /* widened by a request option (Anthropic's 1M beta); 0 = the model's */
     int64_t input_estimate;    /* tokens, from the body size */
     char key_hash[65];
     zg_admission adm;
@@ -41,6 +43,8 @@ typedef struct zg_call {
     int up_status;
     bool up_ok;                /* upstream answered 2xx */
     zg_usage usage;
+    bool left;                 /* the client went away while the upstream was still answering */
+    bool final_noted;          /* the final usage was written to the journal */
     zg_buf body_copy;          /* non-SSE response kept for usage parsing */
     void *surface_state;       /* for the surface's own use */
 } zg_call;

@@ -153,12 +153,16 @@ void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *heade
         int nfds = 0;
         curl_multi_poll(t_multi, watch ? &wfd : NULL, watch ? 1u : 0u, 250, &nfds);
         if (watch && wfd.revents) {
-            if (client_left(wfd.fd)) {
-                x.aborted = 1;
+            /* the client left (or the web server sent something unexpected): stop watching; the
+             * callbacks decide whether the transfer goes on without a reader */
+            if (client_left(wfd.fd) && !r->client_gone) {
                 r->client_gone = true;
-                break;
+                if (!cb->on_gone || cb->on_gone(ctx) != 0) {
+                    x.aborted = 1;
+                    break;
+                }
             }
-            watch = 0; /* unexpected bytes from the web server: stop watching, rely on writes */
+            watch = 0;
         }
         int64_t t = now_ms();
         if (t - x.last_rx >= (int64_t)idle_s * 1000) {

@@ -23,6 +23,8 @@ typedef struct zg_upstream_cb {
     int (*on_body)(void *ctx, const char *p, size_t n);
     /* The upstream has been silent for the ping interval (keep the client's connection alive). */
     int (*on_idle)(void *ctx);
+    /* The client went away (r->client_gone is set): -1 ends the transfer, 0 reads on. NULL = end it. */
+    int (*on_gone)(void *ctx);
 } zg_upstream_cb;
 
 typedef struct zg_upstream_out {
@@ -35,8 +37,8 @@ typedef struct zg_upstream_out {
 
 /* POST body to url with exactly the given headers (curl adds Host and Content-Length; no Expect,
  * no compression) and stream the answer through cb. Waits at most `total_s` seconds overall and
- * `idle_s` seconds between bytes; watches r's FastCGI connection so a client that goes away aborts
- * the transfer at once. Uses this thread's reusable handles (connections to upstreams are kept). */
+ * `idle_s` seconds between bytes; watches r's FastCGI connection so a client that goes away is
+ * noticed at once (cb->on_gone decides whether the transfer goes on). Uses this thread's reusable handles (connections to upstreams are kept). */
 void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
                       int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out);
 

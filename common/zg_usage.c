@@ -338,19 +338,64 @@ int64_t zg_usage_estimate_output(int64_t text_bytes)
     return text_bytes <= 0 ? 0 : (text_bytes + 3) / 4;
 }
 
+/* Price of one token kind, scaled to the long-context tier when it applies: cache writes (and a
+ * cache read without a tier price) follow the input price's ratio. */
+static int64_t tiered(int64_t base, int64_t base_in, int64_t long_in, bool is_long)
+{
+    if (!is_long || base <= 0 || base_in <= 0)
+        return base;
+    unsigned __int128 x = (unsigned __int128)base * (uint64_t)long_in / (uint64_t)base_in;
+    return x > (unsigned __int128)((int64_t)1 << 40) ? ((int64_t)1 << 40) : (int64_t)x;
+}
+
+bool zg_usage_is_long(const zg_usage *u, const zg_model *m)
+{
+    if (m->long_threshold <= 0)
+        return false;
+    int64_t k[4] = {u->input, u->cache_read, u->cache_write_5m, u->cache_write_1h};
+    int64_t total = 0;
+    for (int i = 0; i < 4; i++)
+        if (k[i] > 0 && __builtin_add_overflow(total, k[i], &total))
+            return true;
+    return total > m->long_threshold;
+}
+
 int64_t zg_usage_cost(const zg_usage *u, const zg_model *m)
 {
-    int64_t in = m->price_input < 0 ? 0 : m->price_input;
+    bool is_long = zg_usage_is_long(u, m);
+    int64_t base_in = m->price_input < 0 ? 0 : m->price_input;
+    int64_t in = is_long ? m->long_input : base_in;
+    int64_t cr = is_long && m->long_cache_read >= 0 ? m->long_cache_read
+                 : m->price_cache_read < 0         ? in
+                                                   : tiered(m->price_cache_read, base_in, m->long_input, is_long);
     int64_t tokens[5] = {u->input, u->output, u->cache_read, u->cache_write_5m, u->cache_write_1h};
     int64_t prices[5] = {
         in,
-        m->price_output < 0 ? 0 : m->price_output,
-        m->price_cache_read < 0 ? in : m->price_cache_read,
-        m->price_cache_write_5m < 0 ? in : m->price_cache_write_5m,
-        m->price_cache_write_1h < 0 ? in : m->price_cache_write_1h,
+        is_long ? m->long_output : (m->price_output < 0 ? 0 : m->price_output),
+        cr,
+        m->price_cache_write_5m < 0 ? in : tiered(m->price_cache_write_5m, base_in, m->long_input, is_long),
+        m->price_cache_write_1h < 0 ? in : tiered(m->price_cache_write_1h, base_in, m->long_input, is_long),
     };
     int64_t c = zg_price_tokens(tokens, prices, 5);
-    if (u->units > 0 && m->price_unit > 0)
-        c += u->units * m->price_unit;
+    if (u->units > 0 && m->price_unit > 0) {
+        int64_t units = u->units > 1000000 ? 1000000 : u->units; /* an upstream's count, clamped */
+        int64_t extra;
+        if (__builtin_mul_overflow(units, m->price_unit, &extra) || __builtin_add_overflow(c, extra, &c))
+            c = INT64_MAX;
+    }
     return c;
+}
+
+bool zg_usage_final(const zg_usage *u, zg_usage_kind kind)
+{
+    switch (kind) {
+    case ZG_USAGE_ANTHROPIC:   /* message_delta carries the final output count */
+    case ZG_USAGE_OPENAI_CHAT: /* the usage chunk comes after every choice */
+        return u->have_output || u->finished;
+    case ZG_USAGE_OPENAI_RESPONSES:
+    case ZG_USAGE_GEMINI: /* the chunk with finishReason carries the totals */
+        return u->finished;
+    default:
+        return false; /* images are counted one by one: only the end of the answer is final */
+    }
 }

@@ -34,8 +34,10 @@ static int parse_native(zg_call *c, char *why, size_t whylen)
     }
     c->stream = strcmp(c->surface_state, "streamGenerateContent") == 0;
     struct json_object *gc;
-    if (json_object_object_get_ex(c->json, "generationConfig", &gc))
+    if (json_object_object_get_ex(c->json, "generationConfig", &gc)) {
         zg_json_int(gc, "maxOutputTokens", &c->max_output);
+        zg_json_int(gc, "candidateCount", &c->choices); /* candidates: that many times the output */
+    }
     return 0;
 }
 

@@ -12,6 +12,10 @@ static int parse(zg_call *c, char *why, size_t whylen)
     if (zg_call_take_model(c, "/api/v1/models", why, whylen) != 0)
         return -1;
     zg_json_int(c->json, "max_tokens", &c->max_output);
+    /* the 1M-context beta widens what the provider may read: inputs it expands are held for it */
+    const char *beta = zg_req_header(c->r, "anthropic-beta");
+    if (beta && strstr(beta, "context-1m"))
+        c->context_window = 1000000;
     return 0;
 }
 

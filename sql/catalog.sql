@@ -58,3 +58,23 @@ INSERT IGNORE INTO model_aliases (alias, model_id) VALUES
 ('gemini-3.1-flash-lite',     'gemini-3-flash-preview'),
 ('deepseek-chat',             'deepseek-v4-flash'),
 ('deepseek-reasoner',         'deepseek-v4-pro');
+
+-- Context windows and long-context tiers (migration 3). Set once for the shipped models; an operator's
+-- `zenn-admin model set --context … --long-…` is kept across upgrades (only NULL context windows are
+-- filled). A request whose input (all kinds) exceeds long_threshold is priced whole at the long
+-- prices: Anthropic's 1M-context beta above 200K tokens, OpenAI above 272K, Gemini Pro above 200K.
+UPDATE models SET context_window = 200000, long_threshold = 200000,
+       long_input = price_input * 2, long_output = price_output * 3 DIV 2, long_cache_read = price_cache_read * 2
+ WHERE id IN ('claude-opus-4-7', 'claude-opus-4-6', 'claude-sonnet-4-6') AND context_window IS NULL;
+UPDATE models SET context_window = 200000 WHERE id = 'claude-haiku-4-5' AND context_window IS NULL;
+UPDATE models SET context_window = 1050000, long_threshold = 272000,
+       long_input = price_input * 2, long_output = price_output * 3 DIV 2, long_cache_read = price_cache_read * 2
+ WHERE id IN ('gpt-5.5', 'gpt-5.5-instant', 'gpt-5.5-pro', 'gpt-5.4') AND context_window IS NULL;
+UPDATE models SET context_window = 400000 WHERE id IN ('gpt-5.3-codex', 'gpt-5.2') AND context_window IS NULL;
+UPDATE models SET context_window = 1048576, long_threshold = 200000,
+       long_input = price_input * 2, long_output = price_output * 3 DIV 2, long_cache_read = price_cache_read * 2
+ WHERE id IN ('gemini-3.1-pro-preview', 'gemini-3-pro-preview') AND context_window IS NULL;
+UPDATE models SET context_window = 1048576 WHERE id = 'gemini-3-flash-preview' AND context_window IS NULL;
+UPDATE models SET context_window = 1000000 WHERE id IN ('deepseek-v4-pro', 'deepseek-v4-flash') AND context_window IS NULL;
+UPDATE models SET context_window = 262144 WHERE id = 'kimi-k2.6' AND context_window IS NULL;
+UPDATE models SET context_window = 200000 WHERE id = 'glm-5.1' AND context_window IS NULL;

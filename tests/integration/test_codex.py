@@ -10,7 +10,7 @@ import time
 import urllib.parse
 
 from zgtest import (BASE, admin, admin_json, assert_error_shape, auth, eq, fake_requests, new_user, ok,
-                    request, stream, unique_email, wait_released, wait_until)
+                    request, sql, stream, unique_email, user_id, wait_released, wait_until)
 
 CHAT = "/api/v1/codex/chat/completions"
 RESP = "/api/v1/codex/responses"
@@ -459,7 +459,8 @@ def test_upstream_timeout_504_and_unreachable_502():
 
 
 def test_rate_limit_429_codex_bucket():
-    # a user with no credits: every request is counted and refused (402) without an upstream call
+    # a user with no credits: refused with 402 without an upstream call, and a refusal does not use
+    # up the hour (README, "Rate limits": only admitted requests count)
     email = unique_email("rlcodex")
     admin("user", "add", email)
     key = admin("key", "create", email).splitlines()[0]
@@ -468,11 +469,15 @@ def test_rate_limit_429_codex_bucket():
     def one(i):
         path = CHAT if i % 2 else "/api/v1/responses"
         b = chat_body(model="gpt-5.4") if i % 2 else resp_body(model="gpt-5.4")
-        return request("POST", path, headers=oai(key), body=b).status
+        return request("POST", path, headers=oai(key), body=b)
 
     with concurrent.futures.ThreadPoolExecutor(16) as ex:
-        statuses = list(ex.map(one, range(limit)))
-    eq(set(statuses), {402}, "the first %d requests are counted" % limit)
+        rs = list(ex.map(one, range(40)))
+    eq(set(r.status for r in rs), {402}, "no credits")
+    eq(one(1).headers.get("x-ratelimit-remaining"), str(limit), "402s are not counted")
+    # an hour used up (the counter at the limit): 429 in the OpenAI shape on every codex path
+    sql("INSERT INTO rate_counters (user_id, grp, window_start, hits) VALUES (%d, 'codex', "
+        "UNIX_TIMESTAMP() DIV 3600 * 3600, %d) ON DUPLICATE KEY UPDATE hits = %d" % (user_id(email), limit, limit))
     for path, b in [(CHAT, chat_body()), (RESP, resp_body()), ("/api/v1/responses", resp_body())]:
         r = request("POST", path, headers=oai(key), body=b)
         eq(r.status, 429, path)
@@ -486,16 +491,18 @@ def test_rate_limit_429_codex_bucket():
     r = request("POST", "/api/v1/messages", headers=auth(key),
                 body={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
     eq(r.status, 402, "/messages is not limited by the codex bucket")
-    eq(r.headers.get("x-ratelimit-remaining"), str(999))
+    eq(r.headers.get("x-ratelimit-remaining"), str(1000))
 
 
 # --------------------------------------------------------------------------- broken streams
 
 
 def test_client_disconnect_mid_stream_settles_once():
+    # the client leaves after 3 deltas; the gateway reads on (relaying nothing) to the final usage and
+    # bills what the upstream reported (README, "Client disconnects")
     for path, b, delta in [
-        (CHAT, chat_body(stream_=True, directive="events=100,interval=200,input=300,output=900"), "chat"),
-        (RESP, resp_body(stream_=True, directive="events=100,interval=200,input=300,output=900"),
+        (CHAT, chat_body(stream_=True, directive="events=30,interval=100,input=300,output=900"), "chat"),
+        (RESP, resp_body(stream_=True, directive="events=30,interval=100,input=300,output=900"),
          "response.output_text.delta"),
     ]:
         email, key = new_user()
@@ -508,15 +515,13 @@ def test_client_disconnect_mid_stream_settles_once():
                     break
         s.close()
         rec = wait_until(lambda: [r for r in fake_requests(path_contains=path.rsplit("/", 1)[1])
-                                  if r["outcome"] != "in_progress"] or None, timeout=10,
+                                  if r["outcome"] != "in_progress"] or None, timeout=15,
                          msg="the fake upstream saw the transfer end")[0]
-        eq(rec["outcome"], "client_aborted", "%s: upstream transfer aborted" % path)
-        ok(rec["deltas_sent"] < 30, "aborted promptly (%d deltas sent)" % rec["deltas_sent"])
+        eq(rec["deltas_sent"], 30, "%s: the answer was generated to its end" % path)
         u = settled_rows(email, 1)[0]
         eq(u["status"], "settled")
         eq(u["end_reason"], "client_closed", path)
-        eq(u["estimated"], True)
-        ok(u["output_tokens"] >= 1, "output estimated from the relayed text")
+        eq((u["estimated"], u["input_tokens"], u["output_tokens"]), (False, 300, 900), "the reported usage")
         ok(u["credits"] > 0, "billed what was generated")
         wait_released(email)
         b_ = balance(email)
