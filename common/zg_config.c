@@ -284,6 +284,17 @@ static int get_int(const zg_config *c, const char *sec, const char *key, int64_t
         (field) = v_;                                                                                     \
     } while (0)
 
+/* dst = base without the tail `strip` (when it ends with it) + `add`; "" when it does not fit. */
+static void derive_root(char *dst, size_t cap, const char *base, const char *strip, const char *add)
+{
+    size_t n = strlen(base), k = strlen(strip);
+    if (k && n >= k && strcmp(base + n - k, strip) == 0)
+        n -= k;
+    int w = snprintf(dst, cap, "%.*s%s", (int)n, base, add);
+    if (w < 0 || (size_t)w >= cap)
+        dst[0] = '\0';
+}
+
 static int env_str(const char *name, char *dst, size_t cap, char *err, size_t errlen)
 {
     const char *v = getenv(name);
@@ -299,13 +310,11 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         "https://generativelanguage.googleapis.com", "https://api.deepseek.com",
         "https://api.moonshot.ai/v1",          "https://open.bigmodel.cn/api/paas/v4",
     };
-    static const char *const def_anth[ZG_PROV_COUNT] = {
-        "", "", "", "https://api.deepseek.com/anthropic", "https://api.moonshot.ai/anthropic",
-        "https://open.bigmodel.cn/api/anthropic",
-    };
-    static const char *const def_oai[ZG_PROV_COUNT] = {
-        "", "", "https://generativelanguage.googleapis.com/v1beta/openai", "", "", "",
-    };
+    /* the secondary roots are derived from base_url (the defaults follow from the default roots), so
+     * an operator who points a provider elsewhere never has part of its traffic go to the public host:
+     * strip this tail from base_url, then append that one */
+    static const char *const anth_strip[ZG_PROV_COUNT] = {NULL, NULL, NULL, "", "/v1", "/paas/v4"};
+    static const char *const oai_strip[ZG_PROV_COUNT] = {NULL, NULL, "", NULL, NULL, NULL};
     char keep_path[sizeof s->path];
     memcpy(keep_path, s->path, sizeof keep_path);
     memset(s, 0, sizeof *s);
@@ -336,8 +345,6 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->rl_count_tokens = 10000;
     for (int i = 0; i < ZG_PROV_COUNT; i++) {
         strcpy(s->prov[i].base_url, def_base[i]);
-        strcpy(s->prov[i].anthropic_base_url, def_anth[i]);
-        strcpy(s->prov[i].openai_base_url, def_oai[i]);
     }
 
     if (get_str(c, "database", "host", s->db_host, sizeof s->db_host, err, errlen) ||
@@ -421,6 +428,12 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         L = strlen(p->openai_base_url);
         while (L > 0 && p->openai_base_url[L - 1] == '/')
             p->openai_base_url[--L] = '\0';
+        snprintf(name, sizeof name, "ZENN_%s_ANTHROPIC_BASE_URL", up);
+        if (anth_strip[i] && !zg_config_get(c, sec, "anthropic_base_url", NULL) && !getenv(name))
+            derive_root(p->anthropic_base_url, sizeof p->anthropic_base_url, p->base_url, anth_strip[i], "/anthropic");
+        snprintf(name, sizeof name, "ZENN_%s_OPENAI_BASE_URL", up);
+        if (oai_strip[i] && !zg_config_get(c, sec, "openai_base_url", NULL) && !getenv(name))
+            derive_root(p->openai_base_url, sizeof p->openai_base_url, p->base_url, oai_strip[i], "/v1beta/openai");
     }
     if (env_str("ZENN_DB_SOCKET", s->db_socket, sizeof s->db_socket, err, errlen) ||
         env_str("ZENN_DB_HOST", s->db_host, sizeof s->db_host, err, errlen) ||
