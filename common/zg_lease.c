@@ -983,6 +983,18 @@ void zg_lease_stop(void)
 
 /* ---- replaying a dead process's journal ---------------------------------------------------------------- */
 
+/* Token counts in journal order: input, output, cache read, cache writes 5m and 1h, reasoning, units. */
+static void take_usage(zg_usage *u, const int64_t *v)
+{
+    u->input = v[0];
+    u->output = v[1];
+    u->cache_read = v[2];
+    u->cache_write_5m = v[3];
+    u->cache_write_1h = v[4];
+    u->reasoning = v[5];
+    u->units = v[6];
+}
+
 /* Parse one journal line into r: 'A' (leased admission) or 'P' (strict admission: a pending row),
  * 'S' (leased settlement), 'D' (strict settlement done: only the id), 'U' (final usage reported:
  * id, credits and usage); 0 when malformed. */
@@ -1008,13 +1020,7 @@ static int parse_line(char *line, struct row *r)
             if (zg_parse_i64z(f[2 + i], 0, INT64_MAX, &v[i]))
                 return 0;
         r->credits = v[0];
-        r->u.input = v[1];
-        r->u.output = v[2];
-        r->u.cache_read = v[3];
-        r->u.cache_write_5m = v[4];
-        r->u.cache_write_1h = v[5];
-        r->u.reasoning = v[6];
-        r->u.units = v[7];
+        take_usage(&r->u, v + 1);
         return 'U';
     }
     if (((kind == 'A' || kind == 'P') && n != 9) || (kind == 'S' && n != 24))
@@ -1042,13 +1048,7 @@ static int parse_line(char *line, struct row *r)
             return 0;
     r->credits = v[0];
     r->rel = 0; /* the owner's leases are released whole after the replay */
-    r->u.input = v[2];
-    r->u.output = v[3];
-    r->u.cache_read = v[4];
-    r->u.cache_write_5m = v[5];
-    r->u.cache_write_1h = v[6];
-    r->u.reasoning = v[7];
-    r->u.units = v[8];
+    take_usage(&r->u, v + 2);
     r->est = (int)v[9];
     r->ups = (int)v[10];
     r->ttfb = v[11];
