@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <json.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,7 +58,8 @@ static const struct migration {
 } MIGRATIONS[] = {
     {1, "initial schema", zg_sql_schema},
     {2, "leases and batched settlement", zg_sql_migrate_2},
-    {3, "holds for what a request can cost, long-context tiers, rate-limit recalls", zg_sql_migrate_3},
+    {3, "holds for what a request can cost, long-context tiers, rate-limit recalls, idempotent money calls",
+     zg_sql_migrate_3},
 };
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -176,6 +178,9 @@ static zg_db *app_db(app *a, const args *g)
         return NULL;
     }
     zg_db_global_init();
+    /* operator commands may run long statements (migrations): a longer wait than the programs' */
+    if (a->settings.db_timeout < 600)
+        a->settings.db_timeout = 600;
     a->db = zg_db_new(&a->settings);
     if (!a->db)
         oom();
@@ -861,7 +866,7 @@ static int cmd_user_list(app *a, const args *g)
 
 /* ============================================================================ money */
 
-static const char SQL_TOPUP[] = "CALL zg_topup(?, ?, ?, ?)";
+static const char SQL_TOPUP[] = "CALL zg_topup(?, ?, ?, ?, ?)";
 
 static int cmd_topup(app *a, const args *g)
 {
@@ -881,18 +886,40 @@ static int cmd_topup(app *a, const args *g)
         return rc;
     int mult = zg_plan_multiplier(plan);
     const char *plan_name = zg_plan_name(plan);
-    zg_val p[] = {ZG_INT(uid), ZG_STR(plan_name), ZG_INT(usd), ZG_INT(mult)};
+    /* the reference makes the grant safe to repeat: the same reference grants once */
+    char ref[65];
+    const char *ref_opt = opt(g, "ref");
+    if (ref_opt) {
+        if (!valid_ident(ref_opt, 64, "_-.:/#"))
+            return bad_usage(g, "bad --ref '%s' (1 to 64 of A-Z a-z 0-9 _ - . : / #)", ref_opt);
+        snprintf(ref, sizeof ref, "%s", ref_opt);
+    } else {
+        unsigned char rnd[12];
+        if (RAND_bytes(rnd, sizeof rnd) != 1)
+            return fail(g, "no random bytes for a top-up reference");
+        int k = snprintf(ref, sizeof ref, "admin-");
+        for (size_t i = 0; i < sizeof rnd; i++)
+            k += snprintf(ref + k, sizeof ref - (size_t)k, "%02x", rnd[i]);
+    }
+    zg_val p[] = {ZG_INT(uid), ZG_STR(plan_name), ZG_INT(usd), ZG_INT(mult), ZG_STR(ref)};
     rowset r;
-    if (query(a, SQL_TOPUP, p, 4, &r, NULL) != 0)
+    if (query(a, SQL_TOPUP, p, 5, &r, NULL) != 0) {
+        fprintf(stderr, "zenn-admin: the outcome is unknown: run the same command with --ref %s again, it grants "
+                        "at most once\n", ref);
         return db_fail(a, g, "granting the top-up");
-    if (r.n == 0 || r.ncols < 3) {
+    }
+    if (r.n == 0 || r.ncols < 4) {
         rs_free(&r);
         return fail(g, "zg_topup returned no result");
     }
     numbuf b1, b2;
-    printf("granted %" PRId64 " credits to %s (%s plan: %s USD x%d, lot #%" PRId64 ")\n", rs_i64(&r, 0, 1), email,
-           plan_name, fmt_usd(usd, b1), mult, rs_i64(&r, 0, 0));
-    printf("balance: %" PRId64 " credits (%s USD at list price)\n", rs_i64(&r, 0, 2), fmt_usd(rs_i64(&r, 0, 2), b2));
+    if (rs_i64(&r, 0, 0) == 1)
+        printf("already granted: reference %s is lot #%" PRId64 " (%" PRId64 " credits); nothing added\n", ref,
+               rs_i64(&r, 0, 1), rs_i64(&r, 0, 2));
+    else
+        printf("granted %" PRId64 " credits to %s (%s plan: %s USD x%d, lot #%" PRId64 ", reference %s)\n",
+               rs_i64(&r, 0, 2), email, plan_name, fmt_usd(usd, b1), mult, rs_i64(&r, 0, 1), ref);
+    printf("balance: %" PRId64 " credits (%s USD at list price)\n", rs_i64(&r, 0, 3), fmt_usd(rs_i64(&r, 0, 3), b2));
     rs_free(&r);
     return RC_OK;
 }
@@ -1526,11 +1553,13 @@ static const verb VERBS[] = {
      "EMAIL: printable ASCII, at most 254 bytes, one '@'. A duplicate exits 1.\n"},
     {"user", "list", cmd_user_list, 0, 0, "json", "[--json]", "List users with plan, credits and keys",
      "--json  a JSON array of {id, email, status, plan, credits, held, active_keys, created_at}\n"},
-    {"topup", NULL, cmd_topup, 3, 3, "", "EMAIL PLAN USD", "Grant a top-up lot of credits",
+    {"topup", NULL, cmd_topup, 3, 3, "ref=", "EMAIL PLAN USD [--ref REF]", "Grant a top-up lot of credits",
      "PLAN: pro (1 credit per micro-dollar), max (4x) or enterprise (6x).\n"
      "USD: a positive decimal with at most 6 decimals (e.g. 20, 12.50).\n"
      "Grants USD x 1,000,000 x multiplier credits; an overdraft is repaid from the new lot first.\n"
-     "Prints the credits granted and the new balance.\n"},
+     "--ref REF  the payment's reference (a bank transfer's id): the same REF grants once; run again,\n"
+     "           it says 'already granted' and adds nothing. Without --ref one is generated and printed.\n"
+     "Prints the credits granted, the reference and the new balance.\n"},
     {"balance", NULL, cmd_balance, 1, 1, "json", "EMAIL [--json]", "Show a user's credits, plan and top-up lots",
      "--json  {\"email\",\"credits\",\"held\",\"plan\":\"pro|max|enterprise|none\",\n"
      "         \"lots\":[{\"plan\",\"multiplier\",\"credits_granted\",\"credits_remaining\",\"usd\"}]}\n"

@@ -107,14 +107,29 @@ static int settle_once(zg_db *db, const char *request_id, const zg_settlement *s
     return 0;
 }
 
+/* Open the spool for appending with its lock held. A replay replaces the file (temporary file, then
+ * rename) while holding the lock on the old one: a lock taken on a file that is no longer the spool
+ * is dropped and the spool opened again. */
+static int spool_open_locked(const zg_settings *cfg)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int fd = open(cfg->spool_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -1;
+        struct stat a, b;
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &a) == 0 && stat(cfg->spool_path, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev)
+            return fd;
+        close(fd);
+    }
+    return -1;
+}
+
 /* One spool line: request_id status end_reason credits in out cr cw5 cw1h reasoning units est
  * upstream_status ttfb duration, space-separated (no field contains a space). */
 static int spool_append(const zg_settings *cfg, const char *request_id, const zg_settlement *s)
 {
     if (!cfg || !cfg->spool_path[0])
-        return -1;
-    int fd = open(cfg->spool_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0)
         return -1;
     char line[512];
     const zg_usage *u = &s->usage;
@@ -123,13 +138,15 @@ static int spool_append(const zg_settings *cfg, const char *request_id, const zg
                      (long long)u->output, (long long)u->cache_read, (long long)u->cache_write_5m,
                      (long long)u->cache_write_1h, (long long)u->reasoning, (long long)u->units,
                      s->estimated ? 1 : 0, s->upstream_status, (long long)s->ttfb_ms, (long long)s->duration_ms);
-    int rc = -1;
-    if (n > 0 && (size_t)n < sizeof line && flock(fd, LOCK_EX) == 0) {
-        rc = write(fd, line, (size_t)n) == n ? 0 : -1;
-        if (rc == 0)
-            rc = fsync(fd);
-        flock(fd, LOCK_UN);
-    }
+    if (n <= 0 || (size_t)n >= sizeof line)
+        return -1;
+    int fd = spool_open_locked(cfg);
+    if (fd < 0)
+        return -1;
+    int rc = write(fd, line, (size_t)n) == n ? 0 : -1;
+    if (rc == 0)
+        rc = fsync(fd);
+    flock(fd, LOCK_UN);
     close(fd);
     return rc;
 }
@@ -219,6 +236,21 @@ static void dead_letter(const zg_settings *cfg, const char *line)
     close(fd);
 }
 
+/* Write all of p[0..n) to fd: 0, or -1 on any error (a short write is an error). */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
 {
     struct stat st;
@@ -227,22 +259,38 @@ int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
     int fd = open(cfg->spool_path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    struct stat a;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &a) != 0 || stat(cfg->spool_path, &st) != 0 ||
+        a.st_ino != st.st_ino) {
         close(fd);
-        return 0; /* another process is replaying */
+        return 0; /* another process is replaying, or has just replaced the file */
     }
-    FILE *f = fdopen(fd, "r+");
+    FILE *f = fdopen(fd, "r");
     if (!f) {
         close(fd);
         return -1;
     }
-    char line[512];
-    int applied = 0, failed = 0;
-    zg_buf keep;
-    zg_buf_init(&keep, 64u << 20);
-    while (fgets(line, sizeof line, f)) {
+    /* what cannot be applied now goes to a temporary file that replaces the spool at the end; the
+     * spool is only replaced once that file is complete and on disk */
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cfg->spool_path, (long)getpid());
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        zg_error("spool: cannot write %s: %s", tmp, strerror(errno));
+        fclose(f);
+        return -1;
+    }
+    char *line = NULL;
+    size_t lcap = 0;
+    int applied = 0, failed = 0, kept = 0, io_err = 0;
+    while (getline(&line, &lcap, f) > 0) {
         char copy[512];
-        memcpy(copy, line, sizeof copy);
+        size_t len = strlen(line);
+        if (len >= sizeof copy) {
+            zg_error("spool: skipping a line of %zu bytes", len);
+            continue;
+        }
+        memcpy(copy, line, len + 1);
         char *rid;
         zg_settlement s;
         if (parse_spool_line(copy, &rid, &s) != 0) {
@@ -258,21 +306,45 @@ int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
             dead_letter(cfg, line);
         } else {
             failed = 1;
-            zg_buf_puts(&keep, line);
+            kept++;
+            if (write_all(out, line, len) != 0)
+                io_err = 1;
         }
     }
-    /* rewrite the spool with what is left */
-    if (ftruncate(fd, 0) == 0 && keep.len) {
-        lseek(fd, 0, SEEK_SET);
-        ssize_t w = write(fd, keep.data, keep.len);
-        (void)w;
+    free(line);
+    if (ferror(f))
+        io_err = 1;
+    if (!io_err && fsync(out) == 0 && close(out) == 0) {
+        out = -1;
+        if (rename(tmp, cfg->spool_path) != 0)
+            io_err = 1;
+    } else {
+        io_err = 1;
     }
-    fsync(fd);
-    zg_buf_free(&keep);
+    if (io_err) {
+        /* the spool stays as it was: lines applied now are applied again next time, which the
+         * database ignores (settlement is idempotent per request id) */
+        zg_error("spool: could not rewrite %s (%s); it is kept whole", cfg->spool_path, strerror(errno));
+        if (out >= 0)
+            close(out);
+        unlink(tmp);
+    } else {
+        /* the rename is durable once the directory is */
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s", cfg->spool_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
     flock(fd, LOCK_UN);
     fclose(f);
     if (applied)
-        zg_info("spool: replayed %d settlements", applied);
+        zg_info("spool: replayed %d settlements%s", applied, kept ? "; the rest stays spooled" : "");
     return applied;
 }
 

@@ -2,6 +2,7 @@
 #include "zg_log.h"
 #include "zg_num.h"
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,8 @@ static size_t naliases;
 static int64_t loaded_version = -1;
 static time_t checked_at;
 static pthread_mutex_t refresh_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t refreshed = PTHREAD_COND_INITIALIZER;
+static bool refreshing; /* a thread is checking the version (refresh_mu) */
 
 const char *zg_plan_name(int rank)
 {
@@ -151,44 +154,56 @@ int zg_catalog_refresh(zg_db *db)
 {
     time_t now = time(NULL);
     pthread_mutex_lock(&refresh_mu);
-    if (loaded_version >= 0 && now - checked_at < 2) {
+    /* one thread checks at a time, at most every 2 s, failed or not; the others go on with the
+     * catalog they have (during a database outage requests never queue behind a check) */
+    if (loaded_version >= 0 && (refreshing || now - checked_at < 2)) {
         pthread_mutex_unlock(&refresh_mu);
         return 0;
     }
-    int64_t ver[1] = {-1};
-    if (zg_db_run(db, SQL_VERSION, NULL, 0, zg_db_row_ints, &(zg_ints){ver, 1}, NULL) != 0) {
-        zg_warn("catalog version check failed: %s", zg_db_error(db));
+    if (refreshing) { /* no catalog yet and another thread is loading it: wait for it */
+        while (refreshing)
+            pthread_cond_wait(&refreshed, &refresh_mu);
         int rc = loaded_version >= 0 ? 0 : -1;
         pthread_mutex_unlock(&refresh_mu);
         return rc;
     }
+    refreshing = true;
     checked_at = now;
-    if (ver[0] == loaded_version) {
-        pthread_mutex_unlock(&refresh_mu);
-        return 0;
-    }
+    int64_t have = loaded_version;
+    pthread_mutex_unlock(&refresh_mu);
+
+    int64_t ver[1] = {-1};
     struct load ld = {0};
-    if (zg_db_run(db, SQL_MODELS, NULL, 0, model_row, &ld, NULL) != 0 ||
-        zg_db_run(db, SQL_ALIASES, NULL, 0, alias_row, &ld, NULL) != 0 || ld.oom) {
+    bool ok = zg_db_run(db, SQL_VERSION, NULL, 0, zg_db_row_ints, &(zg_ints){ver, 1}, NULL) == 0;
+    if (!ok)
+        zg_warn("catalog version check failed: %s", zg_db_error(db));
+    bool load = ok && ver[0] != have;
+    if (load && (zg_db_run(db, SQL_MODELS, NULL, 0, model_row, &ld, NULL) != 0 ||
+                 zg_db_run(db, SQL_ALIASES, NULL, 0, alias_row, &ld, NULL) != 0 || ld.oom)) {
         zg_warn("catalog load failed: %s", ld.oom ? "out of memory" : zg_db_error(db));
         free(ld.m);
         free(ld.a);
-        int rc = loaded_version >= 0 ? 0 : -1;
-        pthread_mutex_unlock(&refresh_mu);
-        return rc;
+        load = false;
     }
-    pthread_rwlock_wrlock(&lock);
-    free(models);
-    free(aliases);
-    models = ld.m;
-    nmodels = ld.n;
-    aliases = ld.a;
-    naliases = ld.na;
-    loaded_version = ver[0];
-    pthread_rwlock_unlock(&lock);
+    if (load) {
+        pthread_rwlock_wrlock(&lock);
+        free(models);
+        free(aliases);
+        models = ld.m;
+        nmodels = ld.n;
+        aliases = ld.a;
+        naliases = ld.na;
+        pthread_rwlock_unlock(&lock);
+        zg_debug("catalog loaded: version %lld, %zu models, %zu aliases", (long long)ver[0], ld.n, ld.na);
+    }
+    pthread_mutex_lock(&refresh_mu);
+    if (load)
+        loaded_version = ver[0];
+    refreshing = false;
+    pthread_cond_broadcast(&refreshed);
+    int rc = loaded_version >= 0 ? 0 : -1;
     pthread_mutex_unlock(&refresh_mu);
-    zg_debug("catalog loaded: version %lld, %zu models, %zu aliases", (long long)ver[0], ld.n, ld.na);
-    return 0;
+    return rc;
 }
 
 int zg_catalog_find(const char *name, size_t len, zg_model *out)

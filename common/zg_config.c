@@ -89,6 +89,17 @@ zg_config *zg_config_parse(const char *text, size_t len, const char *name, char 
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        /* the text after it would be silently ignored */
+        int at = 1;
+        for (const char *q = text; q < nul; q++)
+            at += *q == '\n';
+        bad(err, errlen, name, at, "NUL byte");
+        free(copy);
+        free(c);
+        return NULL;
+    }
     char section[64] = "";
     int line = 0;
     char *p = copy;
@@ -98,10 +109,6 @@ zg_config *zg_config_parse(const char *text, size_t len, const char *name, char 
         char *nl = strchr(p, '\n');
         char *end = nl ? nl : p + strlen(p);
         char *next = nl ? nl + 1 : end;
-        if (memchr(p, '\0', (size_t)(end - p)) != NULL) {
-            rc = bad(err, errlen, name, line, "NUL byte");
-            break;
-        }
         char *s = trim(p, end);
         p = next;
         if (*s == '\0' || *s == '#' || *s == ';')
@@ -323,6 +330,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     strcpy(s->db_user, "zenn");
     strcpy(s->db_name, "zenn");
     s->db_port = 3306;
+    s->db_timeout = 5;
     s->threads = 8;
     s->max_body_bytes = 32 << 20;
     s->log_level = ZG_LOG_INFO;
@@ -354,8 +362,10 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         get_str(c, "database", "name", s->db_name, sizeof s->db_name, err, errlen))
         return -1;
     GET_INT("database", "port", 1, 65535, s->db_port);
+    GET_INT("database", "timeout", 1, 3600, s->db_timeout);
     GET_INT("server", "threads", 1, 1024, s->threads);
-    GET_INT("server", "max_body_bytes", 1024, (int64_t)1 << 31, s->max_body_bytes);
+    /* the JSON parser takes lengths as int: at most 1 GiB */
+    GET_INT("server", "max_body_bytes", 1024, (int64_t)1 << 30, s->max_body_bytes);
     const char *lvl = zg_config_get(c, "server", "log_level", NULL);
     if (lvl && (s->log_level = zg_log_level_parse(lvl)) < 0) {
         snprintf(err, errlen, "[server] log_level: expected error|warn|info|debug, got '%s'", lvl);
@@ -445,8 +455,15 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         return -1;
     if (!s->spool_path[0])
         snprintf(s->spool_path, sizeof s->spool_path, "%s", ZG_LOCALSTATEDIR "/lib/zenn-gateway/settle.spool");
+    /* a request may run for the longer of the two timeouts: never reap one that may still run */
+    int longest = s->total_timeout > s->image_timeout ? s->total_timeout : s->image_timeout;
     if (s->reap_after == 0)
-        s->reap_after = s->total_timeout + 300;
+        s->reap_after = longest + 300;
+    if (s->reap_after < longest + 60) {
+        zg_warn("[billing] reap_after %d is shorter than the longest request (%d s): using %d", s->reap_after, longest,
+                longest + 60);
+        s->reap_after = longest + 60;
+    }
     return 0;
 }
 

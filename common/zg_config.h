@@ -36,6 +36,7 @@ typedef struct zg_settings {
     /* [database] */
     char db_host[256], db_socket[512], db_user[128], db_password[256], db_name[128];
     int db_port;
+    int db_timeout; /* seconds a statement may take to answer (read/write timeout) */
     /* [server] */
     int threads;
     int64_t max_body_bytes;

@@ -87,8 +87,12 @@ int zg_db_connect(zg_db *db)
         return -1;
     }
     unsigned timeout = 5;
+    /* a database that stops answering turns into an error within db_timeout, never a hang */
+    unsigned io_timeout = db->cfg->db_timeout > 0 ? (unsigned)db->cfg->db_timeout : 5;
     my_bool reconnect = 0;
     mysql_optionsv(db->my, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_optionsv(db->my, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+    mysql_optionsv(db->my, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
     mysql_optionsv(db->my, MYSQL_OPT_RECONNECT, &reconnect);
     mysql_optionsv(db->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     const zg_settings *s = db->cfg;
@@ -101,8 +105,14 @@ int zg_db_connect(zg_db *db)
         db->my = NULL;
         return -1;
     }
-    static const char init[] = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
-    if (mysql_real_query(db->my, init, sizeof init - 1) != 0) {
+    /* a lock wait ends (error 1205, retried) before the client's read timeout would leave a
+     * statement running on the server without anyone waiting for its answer */
+    char init[160];
+    unsigned lock_wait = io_timeout > 1 ? io_timeout - 1 : 1;
+    int n = snprintf(init, sizeof init,
+                     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED, SESSION innodb_lock_wait_timeout = %u",
+                     lock_wait < 50 ? lock_wait : 50);
+    if (mysql_real_query(db->my, init, (unsigned long)n) != 0) {
         set_err(db, mysql_errno(db->my), mysql_error(db->my));
         disconnect(db);
         return -1;
@@ -190,6 +200,9 @@ static int fetch_results(zg_db *db, MYSQL_STMT *st, zg_row_fn fn, void *ctx)
                         free(heap[i]);
                         heap[i] = malloc(lengths[i] + 1);
                         if (!heap[i]) {
+                            for (unsigned j = 0; j < nf; j++)
+                                free(heap[j]);
+                            mysql_stmt_free_result(st);
                             set_err(db, CR_OUT_OF_MEMORY, "out of memory");
                             return -1;
                         }

@@ -40,7 +40,10 @@ int zg_db_connect(zg_db *db);
 /* Run a prepared statement with params. `sql` must be a string with static storage: statements are
  * cached per connection by its address; every row of every result set goes to fn (may be NULL).
  * *affected (may be NULL) gets the affected-row count. Retries once after reconnecting on a lost
- * connection and up to 3 times on deadlock. 0 or -1. */
+ * connection (also when the statement may already have run: the answer was lost) and up to 3 times
+ * on deadlock, so every statement run through it must be safe to repeat: reads, and calls that are
+ * idempotent by their own key (a request id, an operation id, a top-up reference). A statement gets
+ * at most [database] timeout seconds to answer. 0 or -1. */
 int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
               int64_t *affected);
 /* Run SQL through the text protocol (for DDL and routines, which cannot be prepared).

@@ -44,6 +44,7 @@ struct entry {
     uint64_t version;
     int64_t grant_slots, grant_credits; /* size of the last grant: refilled when 3/4 is used */
     bool refilling;
+    char pending_op[80]; /* a grant whose answer was lost: asked again under the same id */
 };
 
 struct row {
@@ -57,6 +58,7 @@ struct row {
 struct drop {
     int64_t key, credits, slots, window;
     char grp[16];
+    char op[80]; /* the operation id: a return retried after a lost answer is applied once */
 };
 
 static const zg_settings *cfg_;
@@ -190,9 +192,9 @@ static int journal_open(void)
 
 /* ---- database calls ------------------------------------------------------------------------------- */
 
-static const char SQL_LEASE[] = "CALL zg_lease(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_LEASE[] = "CALL zg_lease(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_FLUSH[] = "CALL zg_flush(?, ?)";
-static const char SQL_DROP[] = "CALL zg_lease_drop(?, ?, ?, ?, ?, ?)";
+static const char SQL_DROP[] = "CALL zg_lease_drop(?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_DIRECT[] =
     "CALL zg_settle_direct(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_VERSION[] =
@@ -297,16 +299,36 @@ struct grant {
     int64_t v[10];
 };
 
-static int take_lease(zg_db *db, const char *hash, const char *grp, int limit, int min_plan, int64_t need,
-                      int64_t want, int want_slots, struct grant *g)
+/* A new operation id: this process's name and a sequence number. */
+static void new_op(char *op, size_t cap)
 {
-    zg_val p[9] = {ZG_STR(hash),  ZG_STR(owner), ZG_STR(grp),  ZG_INT(limit),
-                   ZG_INT(min_plan), ZG_INT(need), ZG_INT(want), ZG_INT(want_slots),
-                   ZG_INT(LEASE_SHARE)};
+    static unsigned long long seq;
+    snprintf(op, cap, "%s#%llu", owner, __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+}
+
+/* Take the entry's lost operation, if any, so that exactly one caller asks again under its id;
+ * else a new id (callers hold mu). */
+static void take_op(struct entry *e, char *op, size_t cap)
+{
+    if (e->pending_op[0]) {
+        snprintf(op, cap, "%s", e->pending_op);
+        e->pending_op[0] = '\0';
+    } else {
+        new_op(op, cap);
+    }
+}
+
+/* Call zg_lease as operation op: repeated after a lost answer, it answers its first grant. */
+static int take_lease(zg_db *db, const char *hash, const char *grp, int limit, int min_plan, int64_t need,
+                      int64_t want, int want_slots, const char *op, struct grant *g)
+{
+    zg_val p[10] = {ZG_STR(hash),  ZG_STR(owner), ZG_STR(grp),  ZG_INT(limit),
+                    ZG_INT(min_plan), ZG_INT(need), ZG_INT(want), ZG_INT(want_slots),
+                    ZG_INT(LEASE_SHARE), ZG_STR(op)};
     for (int i = 0; i < 10; i++)
         g->v[i] = 0;
     g->v[0] = -1;
-    return zg_db_run(db, SQL_LEASE, p, 9, zg_db_row_ints, &(zg_ints){g->v, 10}, NULL);
+    return zg_db_run(db, SQL_LEASE, p, 10, zg_db_row_ints, &(zg_ints){g->v, 10}, NULL);
 }
 
 /* Raise the access version this process knows (never lower it). */
@@ -398,10 +420,10 @@ static int strict_admit(zg_db *db, const char *key_hash, const char *request_id,
 /* take_lease, asking again while the hour's unused slices are being recalled from other processes;
  * a recall that frees nothing in time is a plain 429. */
 static int take_lease_recalled(zg_db *db, const char *hash, const char *grp, int limit, int min_plan, int64_t need,
-                               int64_t want, int want_slots, struct grant *g)
+                               int64_t want, int want_slots, const char *op, struct grant *g)
 {
     for (int i = 0;; i++) {
-        int rc = take_lease(db, hash, grp, limit, min_plan, need, want, want_slots, g);
+        int rc = take_lease(db, hash, grp, limit, min_plan, need, want, want_slots, op, g);
         if (rc != 0 || g->v[0] != ZG_ADMIT_RECALLED)
             return rc;
         if (i == RECALL_TRIES) {
@@ -468,13 +490,18 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
         if (hold > 0 && e->granted && e->version < __atomic_load_n(&access_version, __ATOMIC_RELAXED))
             need = need > hold ? need : hold;
         int64_t want = need > 0 ? (cfg_->lease_credits > need ? cfg_->lease_credits : need) : 0;
-        pthread_mutex_unlock(&mu);
-        struct grant g;
         /* requests of the hour only when this process has none left of the current one */
         int want_slots = e->granted && e->slots > 0 && time(NULL) < e->reset ? 0 : cfg_->lease_slots;
-        int rc = take_lease_recalled(db, key_hash, group, limit, min_plan, need, want, want_slots, &g);
+        char op[80];
+        take_op(e, op, sizeof op);
+        pthread_mutex_unlock(&mu);
+        struct grant g;
+        int rc = take_lease_recalled(db, key_hash, group, limit, min_plan, need, want, want_slots, op, &g);
         pthread_mutex_lock(&mu);
         if (rc != 0) {
+            /* the grant may have been committed before the answer was lost: the next grant for this
+             * entry asks under the same id and so receives it instead of a second one */
+            memcpy(e->pending_op, op, sizeof e->pending_op);
             pthread_mutex_unlock(&mu);
             zg_error("lease for %s failed: %s", request_id, zg_db_error(db));
             out->code = ZG_ADMIT_DB_ERROR;
@@ -617,11 +644,15 @@ void zg_lease_progress(const zg_ticket *t, const char *request_id, const zg_usag
 
 /* ---- the writer thread -------------------------------------------------------------------------------- */
 
-static int drop_one(zg_db *db, const char *own, const struct drop *d)
+/* Give a lease back (d->key 0: every lease of own) as operation d->op (a new one when empty): a
+ * return retried after a lost answer is applied once. */
+static int drop_one(zg_db *db, const char *own, struct drop *d)
 {
-    zg_val p[6] = {ZG_STR(own), ZG_INT(d->key), ZG_STR(d->grp), ZG_INT(d->credits), ZG_INT(d->slots),
-                   ZG_INT(d->window)};
-    return zg_db_run(db, SQL_DROP, p, 6, NULL, NULL, NULL);
+    if (!d->op[0])
+        new_op(d->op, sizeof d->op);
+    zg_val p[7] = {ZG_STR(own), ZG_INT(d->key), ZG_STR(d->grp), ZG_INT(d->credits), ZG_INT(d->slots),
+                   ZG_INT(d->window), ZG_STR(d->op)};
+    return zg_db_run(db, SQL_DROP, p, 7, NULL, NULL, NULL);
 }
 
 /* Leases to give back (callers hold mu): idle ones, ones of an older access version, or all. The
@@ -643,6 +674,7 @@ static size_t collect_drops(struct drop *out, size_t cap, int64_t now, bool all)
             d->slots = time(NULL) < e->reset ? e->slots : 0;
             d->window = e->reset - 3600;
             memcpy(d->grp, e->grp, sizeof d->grp);
+            d->op[0] = '\0';
         }
         e->db_credits = 0;
         e->slots = 0;
@@ -682,6 +714,7 @@ static int recall_row(void *ctx, int nc, char **v, const size_t *l)
         d->slots = now < e->reset ? e->slots : 0;
         d->window = e->reset - 3600;
         memcpy(d->grp, e->grp, sizeof d->grp);
+        d->op[0] = '\0';
         e->slots = 0;
     }
     pthread_mutex_unlock(&mu);
@@ -718,18 +751,22 @@ static void refill(zg_db *db, int64_t now)
         char hash[65], grp[16];
         int64_t limit, want;
         bool slots;
+        char op[80];
     } todo[REFILL_MAX];
     int n = 0;
     pthread_mutex_lock(&mu);
     for (size_t u = 0; u < n_used && n < REFILL_MAX; u++) {
         int i = used_idx[u];
         struct entry *e = &tab[i];
-        if (!e->used || !e->granted || e->refilling || e->version < access_version ||
-            now - e->last_ms >= cfg_->lease_idle_ms / 2 || e->low_until_ms > now)
+        /* a grant whose answer was lost is asked for again under its id (nothing new is granted),
+         * so that what it reserved is known here and given back like any lease */
+        bool probe = e->used && e->pending_op[0] && !e->refilling;
+        if (!probe && (!e->used || !e->granted || e->refilling || e->version < access_version ||
+                       now - e->last_ms >= cfg_->lease_idle_ms / 2 || e->low_until_ms > now))
             continue;
-        bool credits_low = e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits;
-        bool slots_low = e->slots * 4 <= e->grant_slots;
-        if (!credits_low && !slots_low)
+        bool credits_low = !probe && e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits;
+        bool slots_low = !probe && e->slots * 4 <= e->grant_slots;
+        if (!probe && !credits_low && !slots_low)
             continue;
         e->refilling = true;
         todo[n].idx = i;
@@ -738,17 +775,20 @@ static void refill(zg_db *db, int64_t now)
         todo[n].limit = e->limit;
         todo[n].want = credits_low ? cfg_->lease_credits : 0;
         todo[n].slots = slots_low;
+        take_op(e, todo[n].op, sizeof todo[n].op);
         n++;
     }
     pthread_mutex_unlock(&mu);
     for (int k = 0; k < n; k++) {
         struct grant g;
         int rc = take_lease(db, todo[k].hash, todo[k].grp, (int)todo[k].limit, 1, 0, todo[k].want,
-                            todo[k].slots ? -cfg_->lease_slots : 0, &g);
+                            todo[k].slots ? -cfg_->lease_slots : 0, todo[k].op, &g);
         pthread_mutex_lock(&mu);
         struct entry *e = &tab[todo[k].idx];
         e->refilling = false;
-        if (rc == 0 && g.v[0] == 0)
+        if (rc != 0)
+            memcpy(e->pending_op, todo[k].op, sizeof e->pending_op);
+        else if (g.v[0] == 0)
             merge_grant(e, &g, e->last_ms);
         pthread_mutex_unlock(&mu);
     }
@@ -773,6 +813,13 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     zg_db *db = zg_db_new(cfg_);
+    while (!db) {
+        /* nothing can be written without one: keep asking (what is queued waits in the journal) */
+        zg_error("lease writer: out of memory for a database handle; retrying");
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        db = zg_db_new(cfg_);
+    }
     struct row *batch = NULL;
     size_t bn = 0;
     struct drop *drops = calloc(TAB_CAP, sizeof *drops);
@@ -908,7 +955,7 @@ static void *writer_main(void *arg)
         if (stop) {
             if (ok && !final_done) {
                 final_done = true;
-                struct drop all = {0, 0, 0, 0, ""};
+                struct drop all = {0};
                 if (drop_one(db, owner, &all) == 0) {
                     /* everything is written and given back: the journal has nothing left to say */
                     for (int g = 0; g < 2; g++)
@@ -1176,7 +1223,7 @@ static int replay_owner(zg_db *db, const char *own, const char *p0, const char *
             (*count)++;
     }
     if (rc == 0) {
-        struct drop all = {0, 0, 0, 0, ""};
+        struct drop all = {0};
         rc = drop_one(db, own, &all);
     }
     for (int k = 0; k < 5; k++)
@@ -1288,7 +1335,7 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
             for (int i = 0; i < oc.n; i++) {
                 if (active && strcmp(oc.o[i], owner) == 0)
                     continue;
-                struct drop all = {0, 0, 0, 0, ""};
+                struct drop all = {0};
                 if (drop_one(db, oc.o[i], &all) == 0)
                     zg_warn("released the leases of %s: not renewed for %d s", oc.o[i], STALE_OWNER_S);
             }

@@ -51,6 +51,11 @@ static void *worker(void *arg)
         return NULL;
     }
     zg_db *db = zg_db_new(&settings);
+    if (!db) {
+        zg_error("worker: out of memory for a database handle; this worker does not start");
+        FCGX_Free(&fcgx, 1);
+        return NULL;
+    }
     zg_req r;
     memset(&r, 0, sizeof r);
     zg_buf_init(&r.body, (size_t)settings.max_body_bytes);

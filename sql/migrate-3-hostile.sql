@@ -1,6 +1,7 @@
 -- zenn-gateway schema, migration 3 (applied by `zenn-admin db migrate` after migration 2):
--- holds that cover what a request can cost, long-context price tiers, and rate-limit slices that
--- are recalled before a request is refused.
+-- holds that cover what a request can cost, long-context price tiers, rate-limit slices that are
+-- recalled before a request is refused, and money-moving calls that are safe to repeat (a top-up
+-- reference, an id per lease operation, admission idempotent per request id).
 
 -- Per model: the context window, the input a hold assumes when the provider expands input itself
 -- (files and images by URL or id, previous_response_id, cached contents; NULL = the context window),
@@ -34,7 +35,57 @@ CREATE TABLE IF NOT EXISTS rate_recalls (
   KEY ix_recalls_created (created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- A top-up's idempotency reference (a payment id, a bank transfer's reference): the same reference
+-- grants once.
+ALTER TABLE topups ADD COLUMN IF NOT EXISTS ref VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  ADD UNIQUE KEY IF NOT EXISTS uq_topups_ref (ref);
+
+-- Lease operations (zg_lease grants, zg_lease_drop returns) already applied, by the caller's operation
+-- id: a call repeated after its answer was lost (the connection broke after the commit) finds its
+-- record and answers what it did the first time instead of doing it again. Kept a day.
+CREATE TABLE IF NOT EXISTS lease_ops (
+  op_id       VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  user_id     BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  key_id      BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  plan_rank   INT NOT NULL DEFAULT 0,
+  rl_limit    INT NOT NULL DEFAULT 0,
+  rl_used     BIGINT NOT NULL DEFAULT 0,
+  rl_reset    BIGINT NOT NULL DEFAULT 0,
+  credits     BIGINT NOT NULL DEFAULT 0,
+  slots       INT NOT NULL DEFAULT 0,
+  version     BIGINT NOT NULL DEFAULT 0,
+  created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  KEY ix_lease_ops_created (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 DELIMITER //
+
+-- Grant a top-up as a new lot, once per reference: p_ref already used answers code 1 with the lot it
+-- granted then (and grants nothing). One row: code (0 granted now, 1 granted before), topup_id,
+-- credits, balance.
+CREATE OR REPLACE PROCEDURE zg_topup(IN p_user BIGINT UNSIGNED, IN p_plan VARCHAR(16), IN p_usd_micros BIGINT,
+                                     IN p_mult INT, IN p_ref VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin)
+proc: BEGIN
+  DECLARE v_bal BIGINT;
+  DECLARE v_grant BIGINT;
+  DECLARE v_id BIGINT UNSIGNED DEFAULT NULL;
+  DECLARE v_old BIGINT;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+  SET v_grant = p_usd_micros * p_mult;
+  START TRANSACTION;
+  SELECT balance INTO v_bal FROM users WHERE id = p_user FOR UPDATE;
+  SELECT id, credits_granted INTO v_id, v_old FROM topups WHERE ref = p_ref;
+  IF v_id IS NOT NULL THEN
+    ROLLBACK;
+    SELECT 1 AS code, v_id AS topup_id, v_old AS credits, v_bal AS balance;
+    LEAVE proc;
+  END IF;
+  INSERT INTO topups (user_id, plan, usd_micros, multiplier, credits_granted, credits_remaining, ref)
+    VALUES (p_user, p_plan, p_usd_micros, p_mult, v_grant, GREATEST(0, v_grant + LEAST(v_bal, 0)), p_ref);
+  UPDATE users SET balance = balance + v_grant WHERE id = p_user;
+  COMMIT;
+  SELECT 0 AS code, LAST_INSERT_ID() AS topup_id, v_grant AS credits, v_bal + v_grant AS balance;
+END //
 
 -- Ask every process to give back the unused rate-limit slices of (p_user, p_group). p_recalled: 1
 -- when some lease other than the caller's own (p_owner, p_key) still holds slots of window p_win
@@ -84,6 +135,13 @@ proc: BEGIN
     SELECT 403, v_user, v_key, v_plan, p_limit, 0, v_win + 3600;
     LEAVE proc;
   END IF;
+  -- asked again after the answer was lost: the first call admitted it (its pending row exists)
+  IF p_hold > 0 AND EXISTS (SELECT 1 FROM usage_log WHERE request_id = p_request_id) THEN
+    SELECT 0, v_user, v_key, v_plan, p_limit,
+           COALESCE((SELECT hits FROM rate_counters WHERE user_id = v_user AND grp = p_group AND window_start = v_win), 0),
+           v_win + 3600;
+    LEAVE proc;
+  END IF;
 
   -- one statement counts the request and hands back the new count through LAST_INSERT_ID()
   INSERT INTO rate_counters (user_id, grp, window_start, hits)
@@ -126,14 +184,16 @@ proc: BEGIN
   SELECT 0, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
 END //
 
--- Take or extend a lease (see migration 2). Slots granted are recorded on the lease row; a caller
+-- Take or extend a lease (see migration 2), once per p_op (a repeated operation answers its first
+-- grant). Slots granted are recorded on the lease row; a caller
 -- asking for slots with p_want_slots > 0 has none left, so its row's count drops to 0 first, and when
 -- the hour's count is used up while other processes hold unused slices, the answer is 4290
 -- (recalled: ask again). A negative p_want_slots tops up a slice still in use and recalls nothing.
 CREATE OR REPLACE PROCEDURE zg_lease(
   IN p_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin,
   IN p_group VARCHAR(16) CHARACTER SET ascii, IN p_limit INT, IN p_min_plan INT,
-  IN p_need BIGINT, IN p_want BIGINT, IN p_want_slots INT, IN p_share INT)
+  IN p_need BIGINT, IN p_want BIGINT, IN p_want_slots INT, IN p_share INT,
+  IN p_op VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin)
 proc: BEGIN
   DECLARE v_user BIGINT UNSIGNED DEFAULT NULL;
   DECLARE v_key BIGINT UNSIGNED DEFAULT NULL;
@@ -148,6 +208,12 @@ proc: BEGIN
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
 
   SET v_win = UNIX_TIMESTAMP() DIV 3600 * 3600;
+  -- the same operation again (its answer was lost): what it granted the first time
+  IF EXISTS (SELECT 1 FROM lease_ops WHERE op_id = p_op) THEN
+    SELECT 0, user_id, key_id, plan_rank, rl_limit, rl_used, rl_reset, credits, slots, version
+      FROM lease_ops WHERE op_id = p_op;
+    LEAVE proc;
+  END IF;
   START TRANSACTION;
   SELECT k.id, k.user_id INTO v_key, v_user
     FROM api_keys k JOIN users u ON u.id = k.user_id
@@ -207,20 +273,34 @@ proc: BEGIN
     VALUES (p_owner, v_key, p_group, v_user, v_grant, v_slots, v_win)
     ON DUPLICATE KEY UPDATE credits = credits + v_grant,
       slots = IF(slots_window = v_win, slots + v_slots, v_slots), slots_window = v_win, renewed_at = NOW(3);
+  INSERT INTO lease_ops (op_id, user_id, key_id, plan_rank, rl_limit, rl_used, rl_reset, credits, slots, version)
+    VALUES (p_op, v_user, v_key, v_plan, p_limit, v_hits + v_slots, v_win + 3600, v_grant, v_slots,
+            (SELECT version FROM catalog_version WHERE id = 2));
   COMMIT;
   SELECT 0, v_user, v_key, v_plan, p_limit, v_hits + v_slots, v_win + 3600, v_grant, v_slots,
          (SELECT version FROM catalog_version WHERE id = 2);
+  IF RAND() < 0.01 THEN
+    DELETE FROM lease_ops WHERE created_at < NOW(3) - INTERVAL 1 DAY LIMIT 1000;
+  END IF;
 END //
 
 -- Give back what a lease still reserves (see migration 2). A single lease's row also forgets its
 -- slots: the caller holds none of them any more (p_slots were unused and go back to the counter).
+-- Applied once per p_op.
 CREATE OR REPLACE PROCEDURE zg_lease_drop(
   IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_key BIGINT UNSIGNED,
-  IN p_group VARCHAR(16) CHARACTER SET ascii, IN p_credits BIGINT, IN p_slots INT, IN p_window INT UNSIGNED)
-BEGIN
+  IN p_group VARCHAR(16) CHARACTER SET ascii, IN p_credits BIGINT, IN p_slots INT, IN p_window INT UNSIGNED,
+  IN p_op VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin)
+proc: BEGIN
   DECLARE v_user BIGINT UNSIGNED DEFAULT NULL;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   START TRANSACTION;
+  -- each return is applied once: the same operation again (its answer was lost) does nothing
+  INSERT IGNORE INTO lease_ops (op_id) VALUES (p_op);
+  IF ROW_COUNT() = 0 THEN
+    ROLLBACK;
+    LEAVE proc;
+  END IF;
   IF p_key = 0 THEN
     UPDATE users u JOIN (SELECT user_id, SUM(credits) c FROM leases WHERE owner = p_owner GROUP BY user_id) t
         ON t.user_id = u.id

@@ -88,6 +88,24 @@ int main(void)
     unsetenv("ZENN_GEMINI_OPENAI_BASE_URL");
     zg_config_free(c);
 
+    /* a NUL byte is an error naming its line, not the silent end of the file */
+    static const char nul_text[] = "[server]\nthreads = 2\n\0threads = 9\n";
+    c = zg_config_parse(nul_text, sizeof nul_text - 1, "t.conf", err, sizeof err);
+    ok(c == NULL && strstr(err, "t.conf:3") && strstr(err, "NUL"), "embedded NUL refused (%s)", err);
+    /* requests are never reaped while they may still run: image_timeout counts too */
+    c = parse("[upstream]\ntotal_timeout = 100\nimage_timeout = 900\n", err, sizeof err);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "timeouts load");
+    is_int(s.reap_after, 900 + 300, "reap_after derives from the longest timeout");
+    zg_config_free(c);
+    c = parse("[upstream]\nimage_timeout = 900\n[billing]\nreap_after = 120\n", err, sizeof err);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "a short reap_after loads");
+    is_int(s.reap_after, 3600 + 60, "and is raised above the longest request");
+    zg_config_free(c);
+    c = parse("[server]\nmax_body_bytes = 2147483648\n", err, sizeof err);
+    ok(zg_settings_from(&s, c, err, sizeof err) == -1 && strstr(err, "max_body_bytes"),
+       "a body cap the JSON parser cannot take is refused (%s)", err);
+    zg_config_free(c);
+
     /* billing mode: the file, then ZENN_BILLING_MODE */
     unsetenv("ZENN_BILLING_MODE");
     c = parse("[billing]\nmode = strict\nlease_slots = 8\n", err, sizeof err);
