@@ -3,6 +3,8 @@
 #include "zg_err.h"
 #include "zg_log.h"
 #include <ctype.h>
+#include <pthread.h>
+#include <time.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
@@ -76,7 +78,8 @@ zg_keysrc zg_auth_from_req(const zg_req *r, char *qbuf, size_t qbuflen, const ch
         .x_goog_api_key = zg_req_header(r, "x-goog-api-key"),
         .query_key = NULL,
     };
-    int q = zg_req_query_get(r, "key", qbuf, qbuflen);
+    /* ?key= only where Gemini clients need it (a key in a URL ends up in logs and histories) */
+    int q = r->proto == ZG_PROTO_GEMINI ? zg_req_query_get(r, "key", qbuf, qbuflen) : -1;
     if (q >= 0)
         in.query_key = qbuf;
     else if (q == ZG_E_TOOBIG && qbuflen > 1) {
@@ -185,4 +188,50 @@ int zg_auth_optional(zg_req *r, zg_principal *who)
         return 0;
     }
     return zg_auth_require(r, who);
+}
+
+/* Keys seen valid lately, so the usual request is not looked up twice (here and at admission): a
+ * small table of hashes with the time they were last known good. Staleness is harmless: admission
+ * checks the key again. */
+#define KNOWN_SLOTS 4096
+#define KNOWN_TTL_S 60
+static struct {
+    char hash[65];
+    time_t at;
+} known[KNOWN_SLOTS];
+static pthread_mutex_t known_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t known_slot(const char *hex)
+{
+    size_t h = 0;
+    for (int i = 0; i < 16; i++)
+        h = h * 16 + (size_t)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10);
+    return h % KNOWN_SLOTS;
+}
+
+void zg_auth_remember(const char hex[65])
+{
+    size_t i = known_slot(hex);
+    pthread_mutex_lock(&known_mu);
+    memcpy(known[i].hash, hex, 65);
+    known[i].at = time(NULL);
+    pthread_mutex_unlock(&known_mu);
+}
+
+int zg_auth_screen(zg_req *r, const char hex[65])
+{
+    size_t i = known_slot(hex);
+    pthread_mutex_lock(&known_mu);
+    bool seen = strcmp(known[i].hash, hex) == 0 && time(NULL) - known[i].at < KNOWN_TTL_S;
+    pthread_mutex_unlock(&known_mu);
+    if (seen)
+        return 0;
+    int64_t row[4] = {-1, 0, 0, 0};
+    zg_val p[1] = {ZG_STR(hex)};
+    if (zg_db_run(r->db, SQL_AUTH, p, 1, zg_db_row_ints, &(zg_ints){row, 4}, NULL) != 0)
+        return 0; /* the database is away: admission decides (a leased key may still be served) */
+    if (row[0] != 0)
+        return zg_err_reply(r, ZG_ERR_AUTH, "Invalid API key: unknown or revoked"), -1;
+    zg_auth_remember(hex);
+    return 0;
 }

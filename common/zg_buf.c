@@ -130,6 +130,23 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t zg_utf8_check(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (u[i] < 0x80) { /* the common case: a run of ASCII */
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(u + i, n - i);
+        if (!k)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
 int zg_buf_json_str(zg_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -38,4 +38,9 @@ void zg_buf_consume(zg_buf *b, size_t n);
 /* The contents as a C string ("" when empty; never NULL). */
 const char *zg_buf_cstr(const zg_buf *b);
 
+/* Offset of the first byte of s[0..n) that is not well-formed UTF-8 (RFC 3629: overlong forms,
+ * encoded surrogates, values above U+10FFFF and stray or missing continuation bytes are not), or n
+ * when all of it is. */
+size_t zg_utf8_check(const char *s, size_t n);
+
 #endif

@@ -296,8 +296,8 @@ static int on_body(void *ctx, const char *p, size_t n)
     } else if (c->body_copy.len < BODY_COPY_CAP) {
         zg_buf_append(&c->body_copy, p, n); /* kept for usage parsing */
     }
-    if (!c->r->client_gone)
-        zg_resp_write(c->r, p, n);
+    if (!c->r->client_gone && zg_resp_write(c->r, p, n) == 0 && c->stream)
+        zg_resp_flush(c->r); /* a streamed JSON array (Gemini without alt=sse): each piece as it comes */
     return relay_on(c);
 }
 
@@ -463,8 +463,8 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     zg_sse_init(&c.sse, SSE_EVENT_CAP);
     char why[256] = "";
 
-    if (zg_auth_key_hash(r, c.key_hash) != 0)
-        goto done;
+    if (zg_auth_key_hash(r, c.key_hash) != 0 || zg_auth_screen(r, c.key_hash) != 0)
+        goto done; /* a missing, malformed or unknown key: 401 before the body is read */
     int brc = zg_req_read_body(r);
     if (brc == ZG_E_TOOBIG) {
         char msg[128];
@@ -474,6 +474,13 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     }
     if (brc != ZG_OK) {
         reject_after_auth(&c, ZG_ERR_INVALID, "The request body could not be read completely");
+        goto done;
+    }
+    /* json-c lets overlong forms and encoded surrogates through: nothing malformed may go upstream */
+    size_t bad = zg_utf8_check(r->body.data ? r->body.data : "", r->body.len);
+    if (bad < r->body.len) {
+        snprintf(why, sizeof why, "Request body is not valid UTF-8 (at byte %zu)", bad);
+        reject_after_auth(&c, ZG_ERR_INVALID, why);
         goto done;
     }
     struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
@@ -543,6 +550,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
                    &c.ticket);
     if (admit_reply(&c) != 1)
         goto done;
+    zg_auth_remember(c.key_hash);
 
     /* Admitted: from here on the request is settled exactly once, whatever happens. */
     zg_upstream_out up;

@@ -219,6 +219,10 @@ def test_invalid_utf8_in_body():
               "invalid UTF-8 in a string")
     each_post(lambda n: valid(n)[:-1] + b', "x\x80y": 1}', 400, "a stray continuation byte in a key")
     each_post(lambda n: valid(n)[:-1] + b', "k": "\xe2\x82"}', 400, "a truncated sequence at a string's end")
+    # forms json-c accepts but RFC 3629 does not: an overlong '/' and an encoded surrogate
+    each_post(lambda n: valid(n)[:-1] + b', "k": "a\xc0\xafb"}', 400, "an overlong form")
+    each_post(lambda n: valid(n)[:-1] + b', "k": "a\xed\xa0\x80b"}', 400, "an encoded surrogate")
+    each_post(lambda n: valid(n)[:-1] + b', "k": "\xf4\x90\x80\x80"}', 400, "a code point above U+10FFFF")
 
 
 def test_deep_nesting_arrays():
@@ -530,6 +534,16 @@ def test_query_key_is_accepted_and_not_forwarded():
     eq(r.status, 200, r.text[:200])
     rec = fake_requests(path_contains=":generateContent")[-1]
     ok(key() not in rec["query"] and key() not in json.dumps(rec["headers"]), "the client's key is not forwarded")
+
+
+def test_query_key_only_on_the_gemini_surface():
+    # a key in a URL ends up in logs and browser histories: only Gemini clients need ?key=
+    for path, proto, body in [("/api/v1/messages", "anthropic", valid("messages")),
+                              ("/api/v1/codex/chat/completions", "openai", valid("codex_chat")),
+                              ("/api/v1/images/generations", "openai", valid("images"))]:
+        r = request("POST", path + "?key=" + key(), headers={"Content-Type": "application/json"}, body=body)
+        strict_error(r, 401, proto, "?key= on %s" % path)
+    eq(fake_requests(), [])
 
 
 # --------------------------------------------------------------------------- transfer

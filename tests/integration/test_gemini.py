@@ -181,6 +181,29 @@ def test_stream_generate_content_json_array():
     eq(one_record(":streamGenerateContent")["query"], "")
 
 
+def test_stream_generate_content_json_array_arrives_in_pieces():
+    # without alt=sse the stream is a JSON array: each element is passed on as it comes, not at the end
+    email, key = new_user()
+    s = stream("POST", BASE + "/v1beta/models/%s:streamGenerateContent" % FLASH, headers=gem(key),
+               body=native_body(directive=USAGE + ",events=4,interval=400"), timeout=30)
+    eq(s.status, 200)
+    t0, first = time.monotonic(), None
+    raw = b""
+    while True:
+        line = s._resp.readline()
+        if not line:
+            break
+        raw += line
+        if first is None and b"candidates" in line:
+            first = time.monotonic() - t0
+    total = time.monotonic() - t0
+    s.close()
+    ok(first is not None and first < total - 0.8, "the first element came at %.2f s of %.2f s" % (first or -1, total))
+    arr = json.loads(raw)
+    eq(len(arr), 4)
+    check_one(email, FLASH_NATIVE)
+
+
 def test_count_tokens_unbilled():
     email, key = new_user()
     for version in ["v1beta", "v1"]:

@@ -47,6 +47,23 @@ int main(void)
         is_str(zg_buf_cstr(&b), esc[i].out, "json escape case %zu", i);
         zg_buf_free(&b);
     }
+    /* strict UTF-8: the offset of the first bad byte */
+    static const struct {
+        const char *s;
+        size_t bad;
+    } u8[] = {
+        {"plain ascii", 11},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14},
+        {"a\xc0\xaf", 1},          /* overlong '/' */
+        {"ab\xe0\x80\xaf", 2},     /* overlong, 3 bytes */
+        {"\xed\xa0\x80", 0},        /* an encoded surrogate */
+        {"x\xf4\x90\x80\x80", 1},  /* above U+10FFFF */
+        {"x\x80", 1},                /* a stray continuation byte */
+        {"ok\xe2\x82", 2},           /* cut short */
+        {"\xff", 0},
+    };
+    for (size_t i = 0; i < sizeof u8 / sizeof u8[0]; i++)
+        is_int(zg_utf8_check(u8[i].s, strlen(u8[i].s)), u8[i].bad, "utf-8 check case %zu", i);
     /* growth across many appends stays correct */
     zg_buf_init(&b, 100000);
     int rc = ZG_OK;

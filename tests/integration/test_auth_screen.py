@@ -1,0 +1,61 @@
+"""An unknown key is refused before its body is read (README, "Errors"): a made-up but well-formed key
+with a 32 MiB body gets its 401 without the program reading or parsing the body, so bodies sent with
+bad keys cost the gateway no memory. Runs first among the files, while the programs' memory
+high-water marks are still low."""
+
+import concurrent.futures
+import json
+
+from zgtest import assert_error_shape, auth, eq, fake_requests, new_user, ok, program_pids, request
+
+
+def hwm_kib(pids):
+    """Sum of the processes' peak resident sizes (VmHWM)."""
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def big_body(mib=30):
+    filler = "x" * (mib << 20)
+    return json.dumps({"model": "claude-haiku-4-5", "max_tokens": 10,
+                       "messages": [{"role": "user", "content": filler}]}).encode()
+
+
+def test_unknown_key_with_a_big_body_is_refused_without_reading_it():
+    email, key = new_user()
+    # warm every messages process up (the first requests load the catalog and connect)
+    for _ in range(4):
+        eq(request("POST", "/api/v1/messages", headers=auth(key),
+                   body={"model": "claude-haiku-4-5", "max_tokens": 5,
+                         "messages": [{"role": "user", "content": "warm up"}]}).status, 200)
+    pids = program_pids("messages")
+    ok(pids, "messages processes")
+    before = hwm_kib(pids)
+    made_up = "ck_" + "A" * 43
+    body = big_body()
+
+    def one(_):
+        return request("POST", "/api/v1/messages", headers=dict(auth(made_up), **{"content-type": "application/json"}),
+                       body=body, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        rs = list(ex.map(one, range(8)))
+    for r in rs:
+        eq(r.status, 401, r.text[:200])
+        assert_error_shape(r, "anthropic")
+    grown = hwm_kib([p for p in program_pids("messages") if p in pids]) - before
+    ok(grown < 40 * 1024, "8 bodies of 30 MiB with an unknown key raised the programs' peak memory by %d KiB "
+       "(read and parsed, they would add at least 30 MiB each)" % grown)
+    eq(fake_requests(), [], "nothing forwarded")
+    # a known key is served as usual
+    r = request("POST", "/api/v1/messages", headers=dict(auth(key), **{"content-type": "application/json"}),
+                body=b'{"model":"claude-haiku-4-5","max_tokens":5,"messages":[{"role":"user","content":"ok"}]}')
+    eq(r.status, 200)
