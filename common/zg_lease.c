@@ -44,6 +44,7 @@ struct entry {
     uint64_t version;
     int64_t grant_slots, grant_credits; /* size of the last grant: refilled when 3/4 is used */
     bool refilling;
+    int granting;        /* grants in flight for this entry (it is not recycled meanwhile) */
     char pending_op[80]; /* a grant whose answer was lost: asked again under the same id */
 };
 
@@ -135,7 +136,8 @@ static int find_or_add(const char *hash, const char *grp, int64_t now)
         }
         if (strcmp(e->hash, hash) == 0 && strcmp(e->grp, grp) == 0)
             return idx;
-        if (reuse < 0 && !e->granted && e->inflight == 0 && !e->refilling && now - e->last_ms > 60000)
+        if (reuse < 0 && !e->granted && e->inflight == 0 && !e->refilling && e->granting == 0 &&
+            now - e->last_ms > 60000)
             reuse = idx;
     }
     if (reuse < 0)
@@ -149,6 +151,19 @@ static int find_or_add(const char *hash, const char *grp, int64_t now)
     copy_str(e->hash, sizeof e->hash, hash);
     copy_str(e->grp, sizeof e->grp, grp);
     return reuse;
+}
+
+/* This process's lease owner name, copied under mu (the writer renames it after a long outage). */
+static void owner_now(char out[64])
+{
+    pthread_mutex_lock(&mu);
+    memcpy(out, owner, 64);
+    pthread_mutex_unlock(&mu);
+}
+
+static uint64_t version_now(void)
+{
+    return __atomic_load_n(&access_version, __ATOMIC_RELAXED);
 }
 
 static bool usable(const struct entry *e, int64_t hold, int min_plan, time_t now)
@@ -322,7 +337,9 @@ static void take_op(struct entry *e, char *op, size_t cap)
 static int take_lease(zg_db *db, const char *hash, const char *grp, int limit, int min_plan, int64_t need,
                       int64_t want, int want_slots, const char *op, struct grant *g)
 {
-    zg_val p[10] = {ZG_STR(hash),  ZG_STR(owner), ZG_STR(grp),  ZG_INT(limit),
+    char own[64];
+    owner_now(own);
+    zg_val p[10] = {ZG_STR(hash),  ZG_STR(own), ZG_STR(grp),  ZG_INT(limit),
                     ZG_INT(min_plan), ZG_INT(need), ZG_INT(want), ZG_INT(want_slots),
                     ZG_INT(LEASE_SHARE), ZG_STR(op)};
     for (int i = 0; i < 10; i++)
@@ -494,10 +511,12 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
         int want_slots = e->granted && e->slots > 0 && time(NULL) < e->reset ? 0 : cfg_->lease_slots;
         char op[80];
         take_op(e, op, sizeof op);
+        e->granting++;
         pthread_mutex_unlock(&mu);
         struct grant g;
         int rc = take_lease_recalled(db, key_hash, group, limit, min_plan, need, want, want_slots, op, &g);
         pthread_mutex_lock(&mu);
+        e->granting--;
         if (rc != 0) {
             /* the grant may have been committed before the answer was lost: the next grant for this
              * entry asks under the same id and so receives it instead of a second one */
@@ -620,7 +639,9 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
     pthread_mutex_unlock(&mu);
     /* the queue is full (the database has been away for long): the journal keeps this one, and the
      * row is written now or, failing that, when the journal is replayed */
-    int rc = settle_direct(db, owner, &r);
+    char own[64];
+    owner_now(own);
+    int rc = settle_direct(db, own, &r);
     if (rc != 0)
         zg_error("lease: settlement of %s kept only in the journal: %s", request_id, zg_db_error(db));
     pthread_mutex_lock(&mu);
@@ -665,7 +686,7 @@ static size_t collect_drops(struct drop *out, size_t cap, int64_t now, bool all)
         if (!e->used || !e->granted || e->inflight > 0)
             continue;
         bool idle = now - e->last_ms >= cfg_->lease_idle_ms;
-        if (!all && !idle && e->version >= access_version)
+        if (!all && !idle && e->version >= version_now())
             continue;
         if (e->db_credits != 0 || e->slots > 0) {
             struct drop *d = &out[n++];
@@ -761,7 +782,7 @@ static void refill(zg_db *db, int64_t now)
         /* a grant whose answer was lost is asked for again under its id (nothing new is granted),
          * so that what it reserved is known here and given back like any lease */
         bool probe = e->used && e->pending_op[0] && !e->refilling;
-        if (!probe && (!e->used || !e->granted || e->refilling || e->version < access_version ||
+        if (!probe && (!e->used || !e->granted || e->refilling || e->version < version_now() ||
                        now - e->last_ms >= cfg_->lease_idle_ms / 2 || e->low_until_ms > now))
             continue;
         bool credits_low = !probe && e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits;
@@ -1272,6 +1293,9 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
         if (*p == ':' || *p == '/' || *p == ' ')
             *p = '_';
     int replayed = 0, rc = 0;
+    char mine[64] = "";
+    if (active)
+        owner_now(mine);
     DIR *d = opendir(dir);
     if (!d)
         return 0;
@@ -1283,7 +1307,7 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
             continue;
         char own[600];
         snprintf(own, sizeof own, "%.*s", (int)(nl - bl - 2), de->d_name + bl);
-        if (active && strncmp(own, owner, strlen(own)) == 0)
+        if (active && strncmp(own, mine, strlen(own)) == 0)
             continue;
         /* host:pid:start; another host's journal (a shared directory) is not ours to judge */
         char *c1 = strchr(own, ':');
@@ -1333,7 +1357,7 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
         zg_val a[1] = {ZG_INT(STALE_OWNER_S)};
         if (zg_db_run(db, SQL_STALE, a, 1, collect_owner, &oc, NULL) == 0) {
             for (int i = 0; i < oc.n; i++) {
-                if (active && strcmp(oc.o[i], owner) == 0)
+                if (active && strcmp(oc.o[i], mine) == 0)
                     continue;
                 struct drop all = {0};
                 if (drop_one(db, oc.o[i], &all) == 0)
