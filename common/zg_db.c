@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define STMT_CACHE 64
 #define MAX_COLS 64
@@ -110,7 +111,7 @@ int zg_db_connect(zg_db *db)
     char init[160];
     unsigned lock_wait = io_timeout > 1 ? io_timeout - 1 : 1;
     int n = snprintf(init, sizeof init,
-                     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED, SESSION innodb_lock_wait_timeout = %u",
+                     "SET SESSION tx_isolation = 'READ-COMMITTED', SESSION innodb_lock_wait_timeout = %u",
                      lock_wait < 50 ? lock_wait : 50);
     if (mysql_real_query(db->my, init, (unsigned long)n) != 0) {
         set_err(db, mysql_errno(db->my), mysql_error(db->my));
@@ -289,10 +290,27 @@ static int run_once(zg_db *db, const char *sql, const zg_val *params, int nparam
     return 0;
 }
 
+/* When the database last failed beyond a reconnect (monotonic ms): for a moment afterwards every
+ * statement of this process fails at once instead of waiting out the timeouts again, so a database
+ * that does not answer costs one timeout, not one per request. */
+#define DOWN_FOR_MS 3000
+static int64_t down_until;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
               int64_t *affected)
 {
     int conn_retries = 1, lock_retries = 3;
+    if (mono_ms() < __atomic_load_n(&down_until, __ATOMIC_RELAXED)) {
+        set_err(db, CR_SERVER_GONE_ERROR, "database unavailable (it failed a moment ago)");
+        return -1;
+    }
     for (;;) {
         db->errnum = 0;
         if (run_once(db, sql, params, nparams, fn, ctx, affected) == 0)
@@ -303,6 +321,7 @@ int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_
                 zg_warn("database connection lost (%s); reconnecting", db->err);
                 continue;
             }
+            __atomic_store_n(&down_until, mono_ms() + DOWN_FOR_MS, __ATOMIC_RELAXED);
         } else if (db->errnum == 1615 /* needs re-prepare */ && conn_retries-- > 0) {
             drop_statements(db);
             continue;

@@ -6,7 +6,7 @@ high-water marks are still low."""
 import concurrent.futures
 import json
 
-from zgtest import assert_error_shape, auth, eq, fake_requests, new_user, ok, program_pids, request
+from zgtest import assert_error_shape, auth, eq, fake_clear, fake_requests, new_user, ok, program_pids, request
 
 
 def hwm_kib(pids):
@@ -36,6 +36,7 @@ def test_unknown_key_with_a_big_body_is_refused_without_reading_it():
         eq(request("POST", "/api/v1/messages", headers=auth(key),
                    body={"model": "claude-haiku-4-5", "max_tokens": 5,
                          "messages": [{"role": "user", "content": "warm up"}]}).status, 200)
+    fake_clear()
     pids = program_pids("messages")
     ok(pids, "messages processes")
     before = hwm_kib(pids)

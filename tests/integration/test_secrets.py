@@ -7,14 +7,15 @@ import json
 import os
 import re
 import shlex
+import signal
 import stat
 import subprocess
 import tempfile
 import time
 import uuid
 
-from zgtest import (CONFIG, STATE, Skip, admin, admin_json, auth, eq, fake_requests, new_user, ok, request,
-                    stream, wait_until)
+from zgtest import (CONFIG, STATE, Skip, admin, admin_json, auth, eq, fake_requests, new_user, ok, program_pids,
+                    request, stream, wait_until)
 
 HAIKU = "claude-haiku-4-5"
 GEM = "gemini-3-flash-preview"
@@ -136,6 +137,43 @@ def test_no_secrets_or_prompts_in_logs():
             ok(not FULL_KEY.search(data), "a key-like string found in %s: %r"
                % (path, FULL_KEY.search(data).group(0)[:16] if FULL_KEY.search(data) else b""))
     ok(checked >= 2, "the stack's logs were found (%d files)" % checked)
+
+
+def test_query_key_stays_out_of_logs_when_a_worker_dies_mid_stream():
+    # the web server logs the request it was serving when its program died: with ?key= in it
+    if not STATE:
+        raise Skip("ZG_STATE is not set")
+    _, key = new_user("pro", 20)
+    path = "/api/v1/gemini/v1beta/models/%s:streamGenerateContent?alt=sse&key=%s" % (GEM, key)
+    s = stream("POST", path, headers={"Content-Type": "application/json"},
+               body={"contents": [{"parts": [{"text": "x [[fake:events=40,interval=200]]"}]}]}, timeout=30)
+    eq(s.status, 200)
+    next(iter(s))
+    pids = program_pids("gemini")
+    ok(pids, "gemini processes")
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        s.read_all()
+    except Exception:
+        pass
+    s.close()
+    wait_until(lambda: request("GET", "/api/v1/gemini/v1beta/models", headers=auth(key, "gemini")).status == 200,
+               timeout=30, msg="gemini served again")
+    time.sleep(1.0)
+    found = []
+    for root, _, files in os.walk(os.path.join(STATE, "log")):
+        for name in files:
+            if name.startswith("fake-upstream"):
+                continue
+            with open(os.path.join(root, name), "rb") as f:
+                data = f.read()
+            if key.encode() in data or key[3:].encode() in data:
+                found.append(os.path.join(root, name))
+    eq(found, [], "logs holding the key")
 
 
 def test_client_key_never_forwarded_provider_key_never_returned():
