@@ -241,7 +241,7 @@ static void note_final(zg_call *c)
     if (c->final_noted || !c->sf->billed || !zg_usage_final(&c->usage, c->sf->usage))
         return;
     c->final_noted = true;
-    zg_lease_progress(&c->ticket, c->r->request_id, &c->usage, zg_usage_cost(&c->usage, &c->model));
+    zg_meter_progress(&c->ticket, c->r->request_id, &c->usage, zg_usage_cost(&c->usage, &c->model));
 }
 
 static int on_event(void *ctx, const char *ev, size_t elen, const char *data, size_t dlen, const char *raw,
@@ -366,10 +366,7 @@ static int admit_reply(zg_call *c)
     case ZG_ADMIT_KEY_LIMIT:
         return zg_err_reply(r, ZG_ERR_KEY_LIMIT,
                             "This API key has reached its spend limit; raise the key limit or use another key");
-    default:
-        /* the admission may have committed before the database failed: release it */
-        if (c->hold > 0 && c->ticket.mode == ZG_BILLING_STRICT)
-            zg_billing_cancel(r->db, r->cfg, r->request_id);
+    default: /* the database failed (and what the admission may have committed is undone) */
         return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly");
     }
 }
@@ -447,8 +444,7 @@ static void settle(zg_call *c, const zg_upstream_out *up)
         s.estimated = true;
     }
     s.usage = *u;
-    if (zg_lease_settle(r->db, r->cfg, r->request_id, c->sf->name, c->model.id,
-                        zg_provider_name((zg_provider)c->provider), &s, &c->ticket) != 0)
+    if (zg_meter_settle(r->db, r->cfg, &c->meter, &s, &c->ticket) != 0)
         zg_error("request %s: settlement lost", r->request_id);
 }
 
@@ -545,9 +541,11 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
                          .units = c.units, .expands = zg_inspect_expands(c.json), .context_window = c.context_window};
         c.hold = zg_billing_hold_estimate(r->cfg, &c.model, &q);
     }
-    zg_lease_admit(r->db, r->cfg, c.key_hash, r->request_id, sf->rl_group, limit_for(r->cfg, sf->rl_limit),
-                   c.model.min_plan, c.hold, sf->name, c.model.id, zg_provider_name((zg_provider)c.provider), &c.adm,
-                   &c.ticket);
+    c.meter = (zg_meter_req){.key_hash = c.key_hash, .request_id = r->request_id, .group = sf->rl_group,
+                             .limit = limit_for(r->cfg, sf->rl_limit), .min_plan = c.model.min_plan, .hold = c.hold,
+                             .surface = sf->name, .model = c.model.id,
+                             .provider = zg_provider_name((zg_provider)c.provider)};
+    zg_meter_admit(r->db, r->cfg, &c.meter, &c.adm, &c.ticket);
     if (admit_reply(&c) != 1)
         goto done;
     zg_auth_remember(c.key_hash);

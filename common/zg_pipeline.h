@@ -4,7 +4,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include "zg_billing.h"
-#include "zg_lease.h"
+#include "zg_meter.h"
 #include "zg_catalog.h"
 #include "zg_req.h"
 #include "zg_sse.h"
@@ -27,7 +27,8 @@ typedef struct zg_call {
     int64_t input_estimate;    /* tokens, from the body size */
     char key_hash[65];
     zg_admission adm;
-    zg_ticket ticket; /* how it was admitted: settled the same way */
+    zg_meter_req meter; /* what was admitted */
+    zg_ticket ticket;   /* how it was admitted: settled the same way */
     int64_t hold;
     /* the upstream request, filled by the surface's prepare hook */
     char url[1536];

@@ -1,9 +1,8 @@
 #include "zg_server.h"
-#include "zg_billing.h"
 #include "zg_config.h"
 #include "zg_db.h"
 #include "zg_err.h"
-#include "zg_lease.h"
+#include "zg_meter.h"
 #include "zg_log.h"
 #include "zg_num.h"
 #include "zg_upstream.h"
@@ -93,50 +92,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Billing upkeep, run by the main thread between signals, never on a request's path: replay the
- * settlement spool when the file holds something (checked every MAINT_SPOOL_S seconds; a stat
- * when there is nothing to do), and settle requests abandoned by dead workers every MAINT_REAP_S
- * seconds (first soon after start, so a respawned process cleans up after the one that died). The
- * spool goes first: a spooled settlement must win over reaping the same request at its hold. */
-#define MAINT_SPOOL_S 5
-#define MAINT_REAP_S 60
-
-struct maint {
-    zg_db *db;
-    time_t next_spool, next_reap;
-};
-
-static void maintain(struct maint *m)
-{
-    time_t now = time(NULL);
-    struct stat st;
-    if (now >= m->next_spool) {
-        m->next_spool = now + MAINT_SPOOL_S;
-        if (!m->db)
-            m->db = zg_db_new(&settings);
-        if (m->db && zg_lease_maintain(m->db, &settings) < 0)
-            zg_warn("lease journal replay failed: %s", zg_db_error(m->db));
-        if (settings.spool_path[0] && stat(settings.spool_path, &st) == 0 && st.st_size > 0) {
-            if (!m->db)
-                m->db = zg_db_new(&settings);
-            if (m->db && zg_billing_replay_spool(m->db, &settings) < 0)
-                zg_warn("spool replay failed: %s", zg_db_error(m->db));
-        }
-    }
-    if (now >= m->next_reap) {
-        m->next_reap = now + MAINT_REAP_S;
-        if (settings.spool_path[0] && stat(settings.spool_path, &st) == 0 && st.st_size > 0)
-            return; /* settlements still wait in the spool: reaping now could overtake them */
-        if (!m->db)
-            m->db = zg_db_new(&settings);
-        int n = m->db ? zg_billing_reap(m->db, settings.reap_after) : -1;
-        if (n > 0)
-            zg_warn("reaped %d request(s) left pending for more than %d s", n, settings.reap_after);
-        else if (n < 0 && m->db)
-            zg_warn("reaping abandoned requests failed: %s", zg_db_error(m->db));
-    }
-}
-
 static void usage(const char *name, FILE *f)
 {
     fprintf(f,
@@ -218,7 +173,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_wake; /* no SA_RESTART: a blocked accept() returns EINTR */
     sigaction(SIGUSR2, &sa, NULL);
-    zg_lease_start(&settings);
+    zg_meter_start(&settings);
     struct worker_slot *slots = calloc((size_t)settings.threads, sizeof *slots);
     if (!slots)
         return 1;
@@ -236,16 +191,16 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     }
     zg_info("serving with %d threads", started);
     int sig = 0;
-    /* spread the processes' upkeep over time: the first reap 3..12 s after start */
-    struct maint m = {NULL, 0, time(NULL) + 3 + (time_t)(getpid() % 10)};
+    /* billing upkeep between signals (zg_meter_upkeep), never on a request's path */
+    zg_db *upkeep_db = NULL;
     for (;;) {
-        struct timespec wait = {MAINT_SPOOL_S, 0};
+        struct timespec wait = {5, 0};
         sig = sigtimedwait(&set, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGUSR1)
             break;
-        maintain(&m);
+        zg_meter_upkeep(&upkeep_db, &settings);
     }
-    zg_db_free(m.db);
+    zg_db_free(upkeep_db);
     zg_info("signal %d: finishing in-flight requests", sig);
     stopping = 1;
     FCGX_ShutdownPending();
@@ -267,7 +222,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     for (int i = 0; i < started; i++)
         pthread_join(slots[i].tid, NULL);
     free(slots);
-    zg_lease_stop();
+    zg_meter_stop();
     curl_global_cleanup();
     zg_info("stopped");
     return 0;
