@@ -8,15 +8,18 @@ extern const char zg_sql_catalog[];
 extern const char zg_sql_migrate_2[];
 extern const char zg_sql_migrate_3[];
 
-/* Forward migrations: each is applied once, in order, when the database is below its version. To
- * change the schema, append {N + 1, "what", zg_sql_migration_N_plus_1} (embedded like the schema);
- * never edit an entry that has shipped. */
+/* sql/schema.sql is the whole current schema: a new database gets it at once, at this version. */
+#define SCHEMA_VERSION 3
+
+/* Forward migrations (deltas): each is applied once, in order, to a database made by an older
+ * version. To change the schema, change schema.sql, raise SCHEMA_VERSION, and append
+ * {N + 1, "what", zg_sql_migrate_N_plus_1} (embedded like the schema) doing the same to an existing
+ * database; never edit an entry that has shipped. */
 static const struct migration {
     int version;
     const char *name;
     const char *sql;
 } MIGRATIONS[] = {
-    {1, "initial schema", zg_sql_schema},
     {2, "leases and batched settlement", zg_sql_migrate_2},
     {3, "holds for what a request can cost, long-context tiers, rate-limit recalls, idempotent money calls",
      zg_sql_migrate_3},
@@ -73,11 +76,22 @@ static int migrate_locked(app *a, const args *g)
     int64_t cur;
     if (schema_version(a, &cur) != 0)
         return db_fail(a, g, "reading the schema version");
+    _Static_assert(SCHEMA_VERSION == 3, "SCHEMA_VERSION and the last migration go together");
     int latest = MIGRATIONS[N_MIGRATIONS - 1].version;
     if (cur > latest)
         return fail(g, "the database is at schema version %" PRId64 ", newer than this zenn-admin knows (%d);"
                        " upgrade zenn-admin",
                     cur, latest);
+    if (cur == 0) {
+        /* a new database: the current schema in one go */
+        if (run_script(a, g, "the schema", zg_sql_schema) != RC_OK)
+            return RC_FAIL;
+        zg_val p[] = {ZG_INT(SCHEMA_VERSION)};
+        if (query(a, SQL_RECORD_VERSION, p, 1, NULL, NULL) != 0)
+            return db_fail(a, g, "recording the schema version");
+        printf("created the schema at version %d\n", SCHEMA_VERSION);
+        cur = SCHEMA_VERSION;
+    }
     for (int i = 0; i < N_MIGRATIONS; i++) {
         const struct migration *m = &MIGRATIONS[i];
         if (m->version <= cur)

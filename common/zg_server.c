@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stopping;
+static int stopping; /* set by the main thread, read by the workers: atomic accesses */
 static zg_settings settings;
 static zg_handler route_handler;
 static zg_proto route_proto;
@@ -27,8 +27,8 @@ static int listen_fd;
 /* Per-thread flag: set while the thread waits in accept(), so shutdown can interrupt exactly those. */
 struct worker_slot {
     pthread_t tid;
-    volatile sig_atomic_t in_accept;
-    volatile sig_atomic_t done;
+    int in_accept; /* atomic accesses: written by the worker, read by the main thread */
+    int done;
 };
 
 static void on_wake(int sig)
@@ -38,7 +38,7 @@ static void on_wake(int sig)
 
 int zg_server_stopping(void)
 {
-    return stopping;
+    return __atomic_load_n(&stopping, __ATOMIC_ACQUIRE);
 }
 
 static void *worker(void *arg)
@@ -59,16 +59,16 @@ static void *worker(void *arg)
     memset(&r, 0, sizeof r);
     zg_buf_init(&r.body, (size_t)settings.max_body_bytes);
     zg_buf_init(&r.headers, 16384);
-    while (!stopping) {
-        slot->in_accept = 1;
-        if (stopping) {
-            slot->in_accept = 0;
+    while (!zg_server_stopping()) {
+        __atomic_store_n(&slot->in_accept, 1, __ATOMIC_RELEASE);
+        if (zg_server_stopping()) {
+            __atomic_store_n(&slot->in_accept, 0, __ATOMIC_RELEASE);
             break;
         }
         int rc = FCGX_Accept_r(&fcgx);
-        slot->in_accept = 0;
+        __atomic_store_n(&slot->in_accept, 0, __ATOMIC_RELEASE);
         if (rc < 0) {
-            if (stopping)
+            if (zg_server_stopping())
                 break;
             if (rc == -EINTR || errno == EINTR)
                 continue;
@@ -88,7 +88,7 @@ static void *worker(void *arg)
     FCGX_Free(&fcgx, 0);
     zg_db_thread_end();
     zg_upstream_thread_end();
-    slot->done = 1;
+    __atomic_store_n(&slot->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -202,17 +202,17 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     }
     zg_db_free(upkeep_db);
     zg_info("signal %d: finishing in-flight requests", sig);
-    stopping = 1;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
     FCGX_ShutdownPending();
     /* Interrupt the threads idle in accept(); threads busy with a request finish it and then see
      * `stopping`. The listening socket itself is left alone: other processes may share it. */
     for (;;) {
         int alive = 0;
         for (int i = 0; i < started; i++) {
-            if (slots[i].done)
+            if (__atomic_load_n(&slots[i].done, __ATOMIC_ACQUIRE))
                 continue;
             alive++;
-            if (slots[i].in_accept)
+            if (__atomic_load_n(&slots[i].in_accept, __ATOMIC_ACQUIRE))
                 pthread_kill(slots[i].tid, SIGUSR2);
         }
         if (!alive)

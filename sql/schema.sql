@@ -1,6 +1,8 @@
--- zenn-gateway schema, version 1.
--- Applied by `zenn-admin db migrate` (which splits on DELIMITER lines like the mariadb client does),
--- or by hand: mariadb zenn < sql/schema.sql.
+-- zenn-gateway schema, version 3: the whole current schema, applied to a new database by
+-- `zenn-admin db migrate` (which splits on DELIMITER lines like the mariadb client does), or by
+-- hand: mariadb zenn < sql/schema.sql. A database made by an older version is brought here by the
+-- migrations (sql/migrate-N-*.sql, deltas); tests/integration/test_schema.py checks that both roads
+-- end at the same schema.
 -- Money is integers: 1 credit = 1 micro-dollar of list price. Prices are micro-dollars per million tokens.
 
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -30,7 +32,10 @@ CREATE TABLE IF NOT EXISTS topups (
   credits_granted    BIGINT NOT NULL,
   credits_remaining  BIGINT NOT NULL,
   created_at         DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  -- the payment's reference (idempotency): the same reference grants once
+  ref                VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
   KEY ix_topups_user (user_id, credits_remaining),
+  UNIQUE KEY uq_topups_ref (ref),
   CONSTRAINT fk_topups_user FOREIGN KEY (user_id) REFERENCES users(id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
@@ -67,7 +72,16 @@ CREATE TABLE IF NOT EXISTS models (
   price_cache_write_1h   BIGINT NULL,
   price_unit             BIGINT NULL,  -- credits per image (or per generation)
   created_unix           BIGINT NOT NULL DEFAULT 0,
-  sort_order             INT NOT NULL DEFAULT 0
+  sort_order             INT NOT NULL DEFAULT 0,
+  -- the context window; the input a hold assumes when the provider expands input itself (files and
+  -- images by URL or id, stored conversations; NULL = the context window); the long-context tier:
+  -- input of all kinds above long_threshold prices the whole request at long_* (NULL = no tier)
+  context_window         BIGINT NULL,
+  expand_input           BIGINT NULL,
+  long_threshold         BIGINT NULL,
+  long_input             BIGINT NULL,
+  long_output            BIGINT NULL,
+  long_cache_read        BIGINT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS model_aliases (
@@ -82,6 +96,9 @@ CREATE TABLE IF NOT EXISTS catalog_version (
   version  BIGINT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 INSERT IGNORE INTO catalog_version VALUES (1, 1);
+-- Row 2 is the access version: bumped by triggers when a key or user changes status or a key's spend
+-- limit changes, so processes holding leases re-check at once.
+INSERT IGNORE INTO catalog_version VALUES (2, 1);
 
 -- Per user, per group, per hour window (window_start = unix seconds at the hour).
 -- (Procedure parameters compared with ascii columns are declared ascii too: a utf8mb4 parameter
@@ -126,6 +143,55 @@ CREATE TABLE IF NOT EXISTS usage_log (
   KEY ix_usage_pending (status, created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- zenn-gateway schema, migration 2: billing mode "lease" (applied by `zenn-admin db migrate` after
+-- schema.sql). Leases, the access version, batched settlement, and zg_settle rewritten over the
+-- shared lot walk zg_consume_lots.
+-- Credit and rate-limit leases (billing mode "lease"): a gateway process reserves a slice of a key's
+-- credits (counted in users.held and api_keys.held like any hold) and of its hourly request count,
+-- and admits requests against the slice in memory. One row per process (owner), key and group.
+CREATE TABLE IF NOT EXISTS leases (
+  owner         VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,  -- host:pid:start
+  key_id        BIGINT UNSIGNED NOT NULL,
+  grp           VARCHAR(16) CHARACTER SET ascii NOT NULL,
+  user_id       BIGINT UNSIGNED NOT NULL,
+  credits       BIGINT NOT NULL,          -- reserved and not yet consumed by settled requests
+  renewed_at    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  slots         INT NOT NULL DEFAULT 0,   -- requests of the hour window slots_window taken, not given back
+  slots_window  INT UNSIGNED NOT NULL DEFAULT 0,
+  PRIMARY KEY (owner, key_id, grp),
+  KEY ix_leases_renewed (renewed_at),
+  KEY ix_leases_user (user_id, grp)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- A request found the hour's count used up while other processes still held unused slices: every
+-- process polls this table and gives back the unused slices of (user_id, grp) at once; the refused
+-- request asks again before it answers 429. Rows older than an hour are deleted as new ones come.
+CREATE TABLE IF NOT EXISTS rate_recalls (
+  seq         BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id     BIGINT UNSIGNED NOT NULL,
+  grp         VARCHAR(16) CHARACTER SET ascii NOT NULL,
+  created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  KEY ix_recalls_created (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Lease operations (zg_lease grants, zg_lease_drop returns) already applied, by the caller's operation
+-- id: a call repeated after its answer was lost (the connection broke after the commit) finds its
+-- record and answers what it did the first time instead of doing it again. Kept a day.
+CREATE TABLE IF NOT EXISTS lease_ops (
+  op_id       VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  user_id     BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  key_id      BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  plan_rank   INT NOT NULL DEFAULT 0,
+  rl_limit    INT NOT NULL DEFAULT 0,
+  rl_used     BIGINT NOT NULL DEFAULT 0,
+  rl_reset    BIGINT NOT NULL DEFAULT 0,
+  credits     BIGINT NOT NULL DEFAULT 0,
+  slots       INT NOT NULL DEFAULT 0,
+  version     BIGINT NOT NULL DEFAULT 0,
+  created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  KEY ix_lease_ops_created (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 DELIMITER //
 
 CREATE OR REPLACE TRIGGER trg_models_ins AFTER INSERT ON models FOR EACH ROW
@@ -140,6 +206,14 @@ CREATE OR REPLACE TRIGGER trg_alias_upd AFTER UPDATE ON model_aliases FOR EACH R
   UPDATE catalog_version SET version = version + 1 WHERE id = 1 //
 CREATE OR REPLACE TRIGGER trg_alias_del AFTER DELETE ON model_aliases FOR EACH ROW
   UPDATE catalog_version SET version = version + 1 WHERE id = 1 //
+CREATE OR REPLACE TRIGGER trg_keys_upd AFTER UPDATE ON api_keys FOR EACH ROW
+  IF NEW.status <> OLD.status OR NOT (NEW.spend_limit <=> OLD.spend_limit) THEN
+    UPDATE catalog_version SET version = version + 1 WHERE id = 2;
+  END IF //
+CREATE OR REPLACE TRIGGER trg_users_upd AFTER UPDATE ON users FOR EACH ROW
+  IF NEW.status <> OLD.status THEN
+    UPDATE catalog_version SET version = version + 1 WHERE id = 2;
+  END IF //
 
 -- Plan rank of a user: the highest plan among lots with credits left (1 pro, 2 max, 3 enterprise; 0 none).
 CREATE OR REPLACE FUNCTION zg_plan_rank(p_user BIGINT UNSIGNED) RETURNS INT
@@ -168,8 +242,11 @@ END //
 
 -- Admit a request in one round trip: authenticate, check the plan, count it against the rate limit,
 -- and (when p_hold > 0) reserve the hold and write the pending usage row, all committed before the
--- upstream call. One row: code, user_id, key_id, plan_rank, rl_limit, rl_used, rl_reset.
--- code: 0 admitted, 401 bad key, 403 plan too low, 429 rate limited, 402 balance, 4021 key spend limit.
+-- upstream call. Idempotent per request id. Refused requests (429, 402) do not use up the hour's
+-- count; a 429 while other processes hold unused slices of the hour answers 4290 after recalling
+-- them (the caller asks again). One row: code, user_id, key_id, plan_rank, rl_limit, rl_used,
+-- rl_reset. code: 0 admitted, 401 bad key, 403 plan too low, 429/4290 rate limited, 402 balance,
+-- 4021 key spend limit.
 CREATE OR REPLACE PROCEDURE zg_admit(
   IN p_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_request_id VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin, IN p_group VARCHAR(16) CHARACTER SET ascii,
   IN p_limit INT, IN p_min_plan INT, IN p_hold BIGINT, IN p_surface VARCHAR(16) CHARACTER SET ascii,
@@ -180,6 +257,7 @@ proc: BEGIN
   DECLARE v_plan INT DEFAULT 0;
   DECLARE v_win INT UNSIGNED;
   DECLARE v_hits INT UNSIGNED DEFAULT 0;
+  DECLARE v_code INT DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
 
   SET v_win = UNIX_TIMESTAMP() DIV 3600 * 3600;
@@ -196,6 +274,13 @@ proc: BEGIN
     SELECT 403, v_user, v_key, v_plan, p_limit, 0, v_win + 3600;
     LEAVE proc;
   END IF;
+  -- asked again after the answer was lost: the first call admitted it (its pending row exists)
+  IF p_hold > 0 AND EXISTS (SELECT 1 FROM usage_log WHERE request_id = p_request_id) THEN
+    SELECT 0, v_user, v_key, v_plan, p_limit,
+           COALESCE((SELECT hits FROM rate_counters WHERE user_id = v_user AND grp = p_group AND window_start = v_win), 0),
+           v_win + 3600;
+    LEAVE proc;
+  END IF;
 
   -- one statement counts the request and hands back the new count through LAST_INSERT_ID()
   INSERT INTO rate_counters (user_id, grp, window_start, hits)
@@ -203,7 +288,10 @@ proc: BEGIN
     ON DUPLICATE KEY UPDATE hits = LAST_INSERT_ID(hits + 1);
   SET v_hits = LAST_INSERT_ID();
   IF v_hits > p_limit THEN
-    SELECT 429, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
+    UPDATE rate_counters SET hits = hits - LEAST(hits, 1) WHERE user_id = v_user AND grp = p_group AND window_start = v_win;
+    CALL zg_rate_recall(v_user, p_group, v_win, '', 0, v_code);
+    SET v_code = IF(v_code = 1, 4290, 429);
+    SELECT v_code, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
     LEAVE proc;
   END IF;
 
@@ -213,14 +301,16 @@ proc: BEGIN
      WHERE id = v_user AND balance > 0 AND balance - held >= p_hold;
     IF ROW_COUNT() = 0 THEN
       ROLLBACK;
-      SELECT 402, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
+      UPDATE rate_counters SET hits = hits - LEAST(hits, 1) WHERE user_id = v_user AND grp = p_group AND window_start = v_win;
+      SELECT 402, v_user, v_key, v_plan, p_limit, v_hits - 1, v_win + 3600;
       LEAVE proc;
     END IF;
     UPDATE api_keys SET held = held + p_hold, last_used_at = NOW(3)
      WHERE id = v_key AND (spend_limit IS NULL OR spent + held + p_hold <= spend_limit);
     IF ROW_COUNT() = 0 THEN
       ROLLBACK;
-      SELECT 4021, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
+      UPDATE rate_counters SET hits = hits - LEAST(hits, 1) WHERE user_id = v_user AND grp = p_group AND window_start = v_win;
+      SELECT 4021, v_user, v_key, v_plan, p_limit, v_hits - 1, v_win + 3600;
       LEAVE proc;
     END IF;
     INSERT INTO usage_log (request_id, user_id, key_id, surface, model, provider, hold_credits)
@@ -233,9 +323,6 @@ proc: BEGIN
   SELECT 0, v_user, v_key, v_plan, p_limit, v_hits, v_win + 3600;
 END //
 
--- Settle a pending request: release its hold, debit balance and key, consume lots oldest first,
--- and fill in the usage row. Idempotent per request id. One row: code (0 settled now,
--- 1 already settled or unknown), cash_micros.
 CREATE OR REPLACE PROCEDURE zg_settle(
   IN p_request_id VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin, IN p_status VARCHAR(16) CHARACTER SET ascii, IN p_end_reason VARCHAR(24) CHARACTER SET ascii,
   IN p_credits BIGINT,
@@ -246,17 +333,7 @@ proc: BEGIN
   DECLARE v_key BIGINT UNSIGNED;
   DECLARE v_hold BIGINT;
   DECLARE v_status VARCHAR(16) CHARACTER SET ascii DEFAULT NULL;
-  DECLARE v_left BIGINT;
   DECLARE v_cash BIGINT DEFAULT 0;
-  DECLARE v_lot BIGINT UNSIGNED;
-  DECLARE v_lot_rem BIGINT;
-  DECLARE v_mult INT;
-  DECLARE v_take BIGINT;
-  DECLARE v_done INT DEFAULT 0;
-  DECLARE cur CURSOR FOR
-    SELECT id, credits_remaining, multiplier FROM topups
-     WHERE user_id = v_user AND credits_remaining > 0 ORDER BY id FOR UPDATE;
-  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
 
   START TRANSACTION;
@@ -267,22 +344,9 @@ proc: BEGIN
     SELECT 1 AS code, 0 AS cash_micros;
     LEAVE proc;
   END IF;
-  SET v_done = 0;
   UPDATE users SET held = held - v_hold, balance = balance - p_credits WHERE id = v_user;
   UPDATE api_keys SET held = held - v_hold, spent = spent + p_credits WHERE id = v_key;
-  SET v_left = p_credits;
-  IF v_left > 0 THEN
-    OPEN cur;
-    lots: LOOP
-      FETCH cur INTO v_lot, v_lot_rem, v_mult;
-      IF v_done = 1 OR v_left <= 0 THEN LEAVE lots; END IF;
-      SET v_take = LEAST(v_left, v_lot_rem);
-      UPDATE topups SET credits_remaining = credits_remaining - v_take WHERE id = v_lot;
-      SET v_cash = v_cash + (v_take + v_mult DIV 2) DIV v_mult;
-      SET v_left = v_left - v_take;
-    END LOOP;
-    CLOSE cur;
-  END IF;
+  CALL zg_consume_lots(v_user, p_credits, v_cash);
   UPDATE usage_log SET status = p_status, end_reason = p_end_reason, credits = p_credits,
          cash_micros = v_cash, input_tokens = p_in, output_tokens = p_out, cache_read_tokens = p_cr,
          cache_write_5m_tokens = p_cw5, cache_write_1h_tokens = p_cw1h, reasoning_tokens = p_reason,
@@ -293,23 +357,371 @@ proc: BEGIN
   SELECT 0 AS code, v_cash AS cash_micros;
 END //
 
--- Grant a top-up lot. An outstanding overdraft (negative balance) is repaid from the new lot first.
+-- Grant a top-up as a new lot, once per reference: p_ref already used answers code 1 with the lot it
+-- granted then (and grants nothing). One row: code (0 granted now, 1 granted before), topup_id,
+-- credits, balance.
 CREATE OR REPLACE PROCEDURE zg_topup(IN p_user BIGINT UNSIGNED, IN p_plan VARCHAR(16), IN p_usd_micros BIGINT,
-                                     IN p_mult INT)
-BEGIN
+                                     IN p_mult INT, IN p_ref VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin)
+proc: BEGIN
   DECLARE v_bal BIGINT;
   DECLARE v_grant BIGINT;
+  DECLARE v_id BIGINT UNSIGNED DEFAULT NULL;
+  DECLARE v_old BIGINT;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   SET v_grant = p_usd_micros * p_mult;
   START TRANSACTION;
   SELECT balance INTO v_bal FROM users WHERE id = p_user FOR UPDATE;
-  INSERT INTO topups (user_id, plan, usd_micros, multiplier, credits_granted, credits_remaining)
-    VALUES (p_user, p_plan, p_usd_micros, p_mult, v_grant, GREATEST(0, v_grant + LEAST(v_bal, 0)));
+  SELECT id, credits_granted INTO v_id, v_old FROM topups WHERE ref = p_ref;
+  IF v_id IS NOT NULL THEN
+    ROLLBACK;
+    SELECT 1 AS code, v_id AS topup_id, v_old AS credits, v_bal AS balance;
+    LEAVE proc;
+  END IF;
+  INSERT INTO topups (user_id, plan, usd_micros, multiplier, credits_granted, credits_remaining, ref)
+    VALUES (p_user, p_plan, p_usd_micros, p_mult, v_grant, GREATEST(0, v_grant + LEAST(v_bal, 0)), p_ref);
   UPDATE users SET balance = balance + v_grant WHERE id = p_user;
   COMMIT;
-  SELECT LAST_INSERT_ID() AS topup_id, v_grant AS credits, v_bal + v_grant AS balance;
+  SELECT 0 AS code, LAST_INSERT_ID() AS topup_id, v_grant AS credits, v_bal + v_grant AS balance;
+END //
+
+-- Consume p_credits from a user's lots, oldest first (inside the caller's transaction). p_cash gets
+-- the money consumed: per lot, credits taken / its multiplier, rounded half up. Credits beyond the
+-- lots (an overdraft) consume nothing.
+CREATE OR REPLACE PROCEDURE zg_consume_lots(IN p_user BIGINT UNSIGNED, IN p_credits BIGINT, OUT p_cash BIGINT)
+BEGIN
+  DECLARE v_left BIGINT DEFAULT p_credits;
+  DECLARE v_lot BIGINT UNSIGNED DEFAULT 0;
+  DECLARE v_rem BIGINT;
+  DECLARE v_mult INT;
+  DECLARE v_take BIGINT;
+  SET p_cash = 0;
+  lots: WHILE v_left > 0 DO
+    SET v_rem = NULL;
+    SELECT id, credits_remaining, multiplier INTO v_lot, v_rem, v_mult FROM topups
+     WHERE user_id = p_user AND credits_remaining > 0 AND id > v_lot ORDER BY id LIMIT 1 FOR UPDATE;
+    IF v_rem IS NULL THEN LEAVE lots; END IF;
+    SET v_take = LEAST(v_left, v_rem);
+    UPDATE topups SET credits_remaining = credits_remaining - v_take WHERE id = v_lot;
+    SET p_cash = p_cash + (v_take + v_mult DIV 2) DIV v_mult;
+    SET v_left = v_left - v_take;
+  END WHILE;
+END //
+
+-- Ask every process to give back the unused rate-limit slices of (p_user, p_group). p_recalled: 1
+-- when some lease other than the caller's own (p_owner, p_key) still holds slots of window p_win
+-- (the caller should ask again shortly), else 0 (the hour really is used up).
+CREATE OR REPLACE PROCEDURE zg_rate_recall(IN p_user BIGINT UNSIGNED, IN p_group VARCHAR(16) CHARACTER SET ascii,
+                                          IN p_win INT UNSIGNED, IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin,
+                                          IN p_key BIGINT UNSIGNED, OUT p_recalled INT)
+BEGIN
+  DECLARE v_out BIGINT DEFAULT 0;
+  SELECT COALESCE(SUM(slots), 0) INTO v_out FROM leases
+   WHERE user_id = p_user AND grp = p_group AND slots_window = p_win AND slots > 0
+     AND NOT (owner = p_owner AND key_id = p_key);
+  SET p_recalled = IF(v_out > 0, 1, 0);
+  IF v_out > 0 THEN
+    DELETE FROM rate_recalls WHERE created_at < NOW(3) - INTERVAL 1 HOUR LIMIT 100;
+    INSERT INTO rate_recalls (user_id, grp) VALUES (p_user, p_group);
+  END IF;
+END //
+
+-- Take or extend a lease (billing mode "lease") in one round trip: authenticate the key, check the
+-- plan, reserve up to p_want credits (at most 1/p_share of what the user and the key have free, and
+-- at least p_need, else nothing) and requests of the hour's rate limit (at most 1/p_share of what is
+-- left, at least 1). One row: code (0 granted; 1 too little free credit for a lease: admit this
+-- request the strict way; 401, 403, 429, 4290), user_id, key_id, plan_rank, rl_limit, rl_used,
+-- rl_reset, credits granted, slots granted, and the access version the key was checked at. Applied
+-- once per p_op (a repeated operation answers its first
+-- grant). Slots granted are recorded on the lease row; a caller
+-- asking for slots with p_want_slots > 0 has none left, so its row's count drops to 0 first, and when
+-- the hour's count is used up while other processes hold unused slices, the answer is 4290
+-- (recalled: ask again). A negative p_want_slots tops up a slice still in use and recalls nothing.
+CREATE OR REPLACE PROCEDURE zg_lease(
+  IN p_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin,
+  IN p_group VARCHAR(16) CHARACTER SET ascii, IN p_limit INT, IN p_min_plan INT,
+  IN p_need BIGINT, IN p_want BIGINT, IN p_want_slots INT, IN p_share INT,
+  IN p_op VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin)
+proc: BEGIN
+  DECLARE v_user BIGINT UNSIGNED DEFAULT NULL;
+  DECLARE v_key BIGINT UNSIGNED DEFAULT NULL;
+  DECLARE v_plan INT DEFAULT 0;
+  DECLARE v_win INT UNSIGNED;
+  DECLARE v_hits INT UNSIGNED DEFAULT 0;
+  DECLARE v_slots INT DEFAULT 0;
+  DECLARE v_free BIGINT DEFAULT 0;
+  DECLARE v_kfree BIGINT DEFAULT NULL;
+  DECLARE v_grant BIGINT DEFAULT 0;
+  DECLARE v_code INT DEFAULT 0;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+
+  SET v_win = UNIX_TIMESTAMP() DIV 3600 * 3600;
+  -- the same operation again (its answer was lost): what it granted the first time
+  IF EXISTS (SELECT 1 FROM lease_ops WHERE op_id = p_op) THEN
+    SELECT 0, user_id, key_id, plan_rank, rl_limit, rl_used, rl_reset, credits, slots, version
+      FROM lease_ops WHERE op_id = p_op;
+    LEAVE proc;
+  END IF;
+  START TRANSACTION;
+  SELECT k.id, k.user_id INTO v_key, v_user
+    FROM api_keys k JOIN users u ON u.id = k.user_id
+   WHERE k.key_hash = p_hash AND k.status = 'active' AND u.status = 'active';
+  IF v_key IS NOT NULL THEN
+    -- rows are locked user first, then key, everywhere money moves: no deadlocks between them
+    SELECT balance - held INTO v_free FROM users WHERE id = v_user FOR UPDATE;
+    SELECT spend_limit - spent - held INTO v_kfree FROM api_keys WHERE id = v_key FOR UPDATE;
+  END IF;
+  IF v_key IS NULL THEN
+    ROLLBACK;
+    SELECT 401 AS code, 0 AS user_id, 0 AS key_id, 0 AS plan_rank, p_limit AS rl_limit,
+           0 AS rl_used, v_win + 3600 AS rl_reset, 0 AS credits, 0 AS slots;
+    LEAVE proc;
+  END IF;
+  SET v_plan = zg_plan_rank(v_user);
+  IF p_min_plan > GREATEST(v_plan, 1) THEN
+    ROLLBACK;
+    SELECT 403, v_user, v_key, v_plan, p_limit, 0, v_win + 3600, 0, 0;
+    LEAVE proc;
+  END IF;
+  IF p_want > 0 THEN
+    SET v_grant = LEAST(p_want, v_free DIV p_share, COALESCE(v_kfree DIV p_share, p_want));
+    IF v_grant < p_need OR v_grant <= 0 THEN
+      ROLLBACK;
+      SELECT 1, v_user, v_key, v_plan, p_limit, 0, v_win + 3600, 0, 0;
+      LEAVE proc;
+    END IF;
+  END IF;
+  SELECT hits INTO v_hits FROM rate_counters
+   WHERE user_id = v_user AND grp = p_group AND window_start = v_win FOR UPDATE;
+  -- requests of the hour only when asked for (a lease topped up for credit keeps its slots):
+  -- p_want_slots > 0 from a process that has none left, < 0 (-wanted) from one topping up its slice
+  IF p_want_slots <> 0 THEN
+    IF p_want_slots > 0 THEN
+      UPDATE leases SET slots = 0 WHERE owner = p_owner AND key_id = v_key AND grp = p_group;
+    END IF;
+    IF v_hits >= p_limit THEN
+      COMMIT;
+      SET v_code = 0;
+      IF p_want_slots > 0 THEN
+        CALL zg_rate_recall(v_user, p_group, v_win, p_owner, v_key, v_code);
+      END IF;
+      SET v_code = IF(v_code = 1, 4290, 429);
+      SELECT v_code, v_user, v_key, v_plan, p_limit, v_hits + 1, v_win + 3600, 0, 0;
+      LEAVE proc;
+    END IF;
+    SET v_slots = GREATEST(1, LEAST(ABS(p_want_slots), (p_limit - v_hits) DIV p_share));
+    INSERT INTO rate_counters (user_id, grp, window_start, hits) VALUES (v_user, p_group, v_win, v_slots)
+      ON DUPLICATE KEY UPDATE hits = hits + v_slots;
+  END IF;
+  IF v_grant > 0 THEN
+    UPDATE users SET held = held + v_grant WHERE id = v_user;
+    UPDATE api_keys SET held = held + v_grant, last_used_at = NOW(3) WHERE id = v_key;
+  END IF;
+  INSERT INTO leases (owner, key_id, grp, user_id, credits, slots, slots_window)
+    VALUES (p_owner, v_key, p_group, v_user, v_grant, v_slots, v_win)
+    ON DUPLICATE KEY UPDATE credits = credits + v_grant,
+      slots = IF(slots_window = v_win, slots + v_slots, v_slots), slots_window = v_win, renewed_at = NOW(3);
+  INSERT INTO lease_ops (op_id, user_id, key_id, plan_rank, rl_limit, rl_used, rl_reset, credits, slots, version)
+    VALUES (p_op, v_user, v_key, v_plan, p_limit, v_hits + v_slots, v_win + 3600, v_grant, v_slots,
+            (SELECT version FROM catalog_version WHERE id = 2));
+  COMMIT;
+  SELECT 0, v_user, v_key, v_plan, p_limit, v_hits + v_slots, v_win + 3600, v_grant, v_slots,
+         (SELECT version FROM catalog_version WHERE id = 2);
+  IF RAND() < 0.01 THEN
+    DELETE FROM lease_ops WHERE created_at < NOW(3) - INTERVAL 1 DAY LIMIT 1000;
+  END IF;
+END //
+
+-- Give back what a lease still reserves. One lease (p_key, p_group): p_credits leave users.held,
+-- api_keys.held and the lease row (deleted when it reaches zero), and p_slots unused requests of the
+-- hour window starting at p_window go back to the rate counter. Every lease of p_owner (p_key = 0,
+-- after the owner died): whatever the rows still reserve is released and the rows deleted. A single
+-- lease's row also forgets its
+-- slots: the caller holds none of them any more (p_slots were unused and go back to the counter).
+-- Applied once per p_op.
+CREATE OR REPLACE PROCEDURE zg_lease_drop(
+  IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_key BIGINT UNSIGNED,
+  IN p_group VARCHAR(16) CHARACTER SET ascii, IN p_credits BIGINT, IN p_slots INT, IN p_window INT UNSIGNED,
+  IN p_op VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin)
+proc: BEGIN
+  DECLARE v_user BIGINT UNSIGNED DEFAULT NULL;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+  START TRANSACTION;
+  -- each return is applied once: the same operation again (its answer was lost) does nothing
+  INSERT IGNORE INTO lease_ops (op_id) VALUES (p_op);
+  IF ROW_COUNT() = 0 THEN
+    ROLLBACK;
+    LEAVE proc;
+  END IF;
+  IF p_key = 0 THEN
+    UPDATE users u JOIN (SELECT user_id, SUM(credits) c FROM leases WHERE owner = p_owner GROUP BY user_id) t
+        ON t.user_id = u.id
+       SET u.held = u.held - t.c;
+    UPDATE api_keys k JOIN (SELECT key_id, SUM(credits) c FROM leases WHERE owner = p_owner GROUP BY key_id) t
+        ON t.key_id = k.id
+       SET k.held = k.held - t.c;
+    DELETE FROM leases WHERE owner = p_owner;
+  ELSE
+    SELECT user_id INTO v_user FROM api_keys WHERE id = p_key;
+    IF p_credits <> 0 THEN
+      UPDATE users SET held = held - p_credits WHERE id = v_user;
+      UPDATE api_keys SET held = held - p_credits WHERE id = p_key;
+      UPDATE leases SET credits = credits - p_credits WHERE owner = p_owner AND key_id = p_key AND grp = p_group;
+    END IF;
+    UPDATE leases SET slots = 0 WHERE owner = p_owner AND key_id = p_key AND grp = p_group;
+    DELETE FROM leases WHERE owner = p_owner AND key_id = p_key AND grp = p_group AND credits = 0;
+    IF p_slots > 0 THEN
+      UPDATE rate_counters SET hits = hits - LEAST(hits, p_slots)
+       WHERE user_id = v_user AND grp = p_group AND window_start = p_window;
+    END IF;
+  END IF;
+  COMMIT;
+END //
+
+-- Write one finished request that was admitted under a lease and never had a pending row (a dead
+-- process's journal, or a batch that zg_flush refused). Idempotent per request id: a request already
+-- in usage_log is left alone (code 1). Debits balance, key and lots; p_released credits of it came
+-- out of p_owner's lease on (p_key, p_group) and leave the holds. One row: code, cash_micros.
+CREATE OR REPLACE PROCEDURE zg_settle_direct(
+  IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_group VARCHAR(16) CHARACTER SET ascii,
+  IN p_released BIGINT, IN p_request_id VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin, IN p_user BIGINT UNSIGNED,
+  IN p_key BIGINT UNSIGNED, IN p_surface VARCHAR(16) CHARACTER SET ascii, IN p_model VARCHAR(64) CHARACTER SET ascii,
+  IN p_provider VARCHAR(32) CHARACTER SET ascii, IN p_hold BIGINT, IN p_status VARCHAR(16) CHARACTER SET ascii,
+  IN p_end_reason VARCHAR(24) CHARACTER SET ascii, IN p_credits BIGINT,
+  IN p_in BIGINT, IN p_out BIGINT, IN p_cr BIGINT, IN p_cw5 BIGINT, IN p_cw1h BIGINT, IN p_reason BIGINT,
+  IN p_units INT, IN p_estimated TINYINT, IN p_upstream_status INT, IN p_ttfb INT, IN p_duration INT)
+proc: BEGIN
+  DECLARE v_cash BIGINT DEFAULT 0;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+  START TRANSACTION;
+  INSERT IGNORE INTO usage_log (request_id, user_id, key_id, surface, model, provider, status, end_reason,
+         hold_credits, credits, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens,
+         cache_write_1h_tokens, reasoning_tokens, units, estimated, upstream_status, ttfb_ms, duration_ms,
+         settled_at)
+  VALUES (p_request_id, p_user, p_key, p_surface, p_model, p_provider, p_status, p_end_reason, p_hold,
+          p_credits, p_in, p_out, p_cr, p_cw5, p_cw1h, p_reason, p_units, p_estimated, p_upstream_status,
+          p_ttfb, p_duration, NOW(3));
+  IF ROW_COUNT() = 0 THEN
+    ROLLBACK;
+    SELECT 1 AS code, 0 AS cash_micros;
+    LEAVE proc;
+  END IF;
+  UPDATE users SET balance = balance - p_credits, held = held - p_released WHERE id = p_user;
+  UPDATE api_keys SET spent = spent + p_credits, held = held - p_released WHERE id = p_key;
+  IF p_released <> 0 THEN
+    UPDATE leases SET credits = credits - p_released WHERE owner = p_owner AND key_id = p_key AND grp = p_group;
+  END IF;
+  CALL zg_consume_lots(p_user, p_credits, v_cash);
+  UPDATE usage_log SET cash_micros = v_cash WHERE request_id = p_request_id;
+  COMMIT;
+  SELECT 0 AS code, v_cash AS cash_micros;
+END //
+
+-- Write a batch of finished lease requests in one transaction (billing mode "lease"). p_rows is a
+-- JSON array of arrays: [request_id, user_id, key_id, group, surface, model, provider, hold, status,
+-- end_reason, credits, released, input, output, cache_read, cache_write_5m, cache_write_1h,
+-- reasoning, units, estimated, upstream_status, ttfb_ms, duration_ms]; "released" is the part of
+-- the credits that came out of p_owner's lease on (key_id, group). A request id already written
+-- fails the whole batch (duplicate key) so the caller can fall back to zg_settle_direct per row.
+-- One row: the number of rows written.
+CREATE OR REPLACE PROCEDURE zg_flush(IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_rows LONGTEXT)
+BEGIN
+  DECLARE v_done INT DEFAULT 0;
+  DECLARE v_n INT DEFAULT 0;
+  DECLARE v_rid VARCHAR(40) CHARACTER SET ascii;
+  DECLARE v_user BIGINT UNSIGNED;
+  DECLARE v_cur_user BIGINT UNSIGNED DEFAULT 0;
+  DECLARE v_key BIGINT UNSIGNED;
+  DECLARE v_surface, v_grp VARCHAR(16) CHARACTER SET ascii;
+  DECLARE v_model VARCHAR(64) CHARACTER SET ascii;
+  DECLARE v_provider VARCHAR(32) CHARACTER SET ascii;
+  DECLARE v_status VARCHAR(16) CHARACTER SET ascii;
+  DECLARE v_reason VARCHAR(24) CHARACTER SET ascii;
+  DECLARE v_hold, v_credits, v_rel, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn BIGINT;
+  DECLARE v_sum, v_sum_rel BIGINT DEFAULT 0;
+  DECLARE v_lock BIGINT UNSIGNED;
+  DECLARE v_units, v_est, v_ups, v_ttfb, v_dur INT;
+  DECLARE v_left, v_cash, v_take BIGINT;
+  DECLARE v_lot BIGINT UNSIGNED DEFAULT 0;
+  DECLARE v_lot_rem BIGINT DEFAULT NULL;
+  DECLARE v_lot_taken BIGINT DEFAULT 0;
+  DECLARE v_mult INT;
+  DECLARE cur CURSOR FOR
+    SELECT rid, user_id, key_id, surface, model, provider, hold, status, end_reason, credits, rel,
+           i, o, cr, cw5, cw1h, rsn, units, est, ups, ttfb, dur
+      FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
+             seq FOR ORDINALITY,
+             rid VARCHAR(40) PATH '$[0]', user_id BIGINT UNSIGNED PATH '$[1]', key_id BIGINT UNSIGNED PATH '$[2]',
+             surface VARCHAR(16) PATH '$[4]', model VARCHAR(64) PATH '$[5]', provider VARCHAR(32) PATH '$[6]',
+             hold BIGINT PATH '$[7]', status VARCHAR(16) PATH '$[8]', end_reason VARCHAR(24) PATH '$[9]',
+             credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]', i BIGINT PATH '$[12]', o BIGINT PATH '$[13]', cr BIGINT PATH '$[14]',
+             cw5 BIGINT PATH '$[15]', cw1h BIGINT PATH '$[16]', rsn BIGINT PATH '$[17]', units INT PATH '$[18]',
+             est INT PATH '$[19]', ups INT PATH '$[20]', ttfb INT PATH '$[21]', dur INT PATH '$[22]')) j
+     ORDER BY user_id, seq;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+
+  START TRANSACTION;
+  -- users one by one in id order (each locked before its lots and keys: the order every money
+  -- transaction follows), then keys and leases in one statement each
+  OPEN cur;
+  rows_: LOOP
+    FETCH cur INTO v_rid, v_user, v_key, v_surface, v_model, v_provider, v_hold, v_status, v_reason, v_credits,
+                   v_rel, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_units, v_est, v_ups, v_ttfb, v_dur;
+    IF v_done = 1 THEN LEAVE rows_; END IF;
+    IF v_user <> v_cur_user THEN
+      IF v_cur_user <> 0 THEN
+        UPDATE users SET balance = balance - v_sum, held = held - v_sum_rel WHERE id = v_cur_user;
+      END IF;
+      IF v_lot_taken > 0 THEN
+        UPDATE topups SET credits_remaining = credits_remaining - v_lot_taken WHERE id = v_lot;
+      END IF;
+      SET v_cur_user = v_user, v_lot = 0, v_lot_rem = NULL, v_lot_taken = 0, v_sum = 0, v_sum_rel = 0;
+      SELECT id INTO v_lock FROM users WHERE id = v_user FOR UPDATE;
+    END IF;
+    SET v_sum = v_sum + v_credits, v_sum_rel = v_sum_rel + v_rel;
+    SET v_left = v_credits, v_cash = 0;
+    lots: WHILE v_left > 0 DO
+      IF v_lot_rem IS NULL OR v_lot_rem = 0 THEN
+        IF v_lot_taken > 0 THEN
+          UPDATE topups SET credits_remaining = credits_remaining - v_lot_taken WHERE id = v_lot;
+        END IF;
+        SET v_lot_rem = NULL, v_lot_taken = 0;
+        SELECT id, credits_remaining, multiplier INTO v_lot, v_lot_rem, v_mult FROM topups
+         WHERE user_id = v_user AND credits_remaining > 0 AND id > v_lot ORDER BY id LIMIT 1 FOR UPDATE;
+        SET v_done = 0;
+        IF v_lot_rem IS NULL THEN SET v_lot_rem = 0; LEAVE lots; END IF;
+      END IF;
+      SET v_take = LEAST(v_left, v_lot_rem);
+      SET v_lot_rem = v_lot_rem - v_take, v_lot_taken = v_lot_taken + v_take, v_left = v_left - v_take;
+      SET v_cash = v_cash + (v_take + v_mult DIV 2) DIV v_mult;
+    END WHILE;
+    INSERT INTO usage_log (request_id, user_id, key_id, surface, model, provider, status, end_reason,
+           hold_credits, credits, cash_micros, input_tokens, output_tokens, cache_read_tokens,
+           cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, units, estimated, upstream_status,
+           ttfb_ms, duration_ms, settled_at)
+    VALUES (v_rid, v_user, v_key, v_surface, v_model, v_provider, v_status, v_reason, v_hold, v_credits,
+            v_cash, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_units, v_est, v_ups, v_ttfb, v_dur, NOW(3));
+    SET v_n = v_n + 1;
+  END LOOP;
+  CLOSE cur;
+  IF v_cur_user <> 0 THEN
+    UPDATE users SET balance = balance - v_sum, held = held - v_sum_rel WHERE id = v_cur_user;
+  END IF;
+  IF v_lot_taken > 0 THEN
+    UPDATE topups SET credits_remaining = credits_remaining - v_lot_taken WHERE id = v_lot;
+  END IF;
+  UPDATE api_keys k JOIN (SELECT key_id, SUM(credits) c, SUM(rel) r FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
+           key_id BIGINT UNSIGNED PATH '$[2]', credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]')) j
+         GROUP BY key_id) t ON t.key_id = k.id
+     SET k.spent = k.spent + t.c, k.held = k.held - t.r, k.last_used_at = NOW(3);
+  UPDATE leases l JOIN (SELECT key_id, grp, SUM(rel) r FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
+           key_id BIGINT UNSIGNED PATH '$[2]', grp VARCHAR(16) PATH '$[3]', rel BIGINT PATH '$[11]')) j
+         GROUP BY key_id, grp) t ON l.owner = p_owner AND l.key_id = t.key_id AND l.grp = t.grp
+     SET l.credits = l.credits - t.r, l.renewed_at = NOW(3);
+  COMMIT;
+  SELECT v_n AS n;
 END //
 
 DELIMITER ;
 
-INSERT IGNORE INTO schema_version (version) VALUES (1);
+INSERT IGNORE INTO schema_version (version) VALUES (3);
