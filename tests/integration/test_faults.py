@@ -14,8 +14,9 @@ import threading
 import time
 import urllib.parse
 
-from zgtest import (BASE, CONFIG, STATE, Skip, access_seen, admin, admin_json, assert_error_shape, auth, eq,
-                    fake_requests, lease_mode, lease_owners, new_user, ok, processes_on_demand, program_pids, request, sql,
+from zgtest import (BASE, CONFIG, STATE, Skip, access_seen, admin, admin_json, assert_error_shape, auth, db_ctl, eq,
+                    fake_requests, kill_programs, lease_mode, lease_owners, new_user, ok, processes_on_demand,
+                    program_pids, request, sql,
                     sql_int, stream, wait_released, wait_until)
 
 HAIKU = "claude-haiku-4-5"
@@ -124,29 +125,9 @@ def stack_programs(name):
     return program_pids(name)
 
 
-def kill_programs(name):
-    pids = stack_programs(name)
-    ok(pids, "no %s process found" % name)
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return pids
-
-
 def run_dir():
     sock = os.environ.get("ZG_DB_SOCK", "")
     return os.path.dirname(sock) if sock else os.path.join(STATE, "run")
-
-
-def db_ctl(action):
-    dev = os.environ.get("ZG_DEV")
-    if not dev:
-        raise Skip("ZG_DEV is not set (run through ./dev test)")
-    p = subprocess.run(["bash", dev, "test-db", action], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=120)
-    ok(p.returncode == 0, "./dev test-db %s failed: %s %s" % (action, p.stdout, p.stderr))
 
 
 def spool_path():

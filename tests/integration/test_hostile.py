@@ -8,12 +8,10 @@ the fake upstream's directives, and asserts the exact credits of the usage rows.
 
 import concurrent.futures
 import glob
-import os
-import signal
 import time
 
 from zgtest import (STATE, Skip, admin, admin_json, assert_error_shape, auth, config_value, eq, fake_requests, lease_mode,
-                    new_user, ok, processes_on_demand, program_pids, request, sql_int, stream, user_id,
+                    kill_programs, new_user, ok, processes_on_demand, request, sql_int, stream, user_id,
                     wait_released, wait_until)
 
 HAIKU = "claude-haiku-4-5"    # $1 in, $5 out per MTok
@@ -355,17 +353,6 @@ def test_duplicate_members_are_refused_before_anything_is_forwarded():
 # --------------------------------------------------------------------------- 4. strict admissions in lease mode
 
 
-def _kill_messages():
-    pids = program_pids("messages")
-    ok(pids, "messages processes")
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return pids
-
-
 def test_strict_admission_in_lease_mode_is_replayed_by_a_sibling():
     if not lease_mode():
         raise Skip("strict mode: a dead worker's pending rows are reaped (test_faults)")
@@ -380,7 +367,7 @@ def test_strict_admission_in_lease_mode_is_replayed_by_a_sibling():
     eq([r["status"] for r in usage(email)], ["pending"], "strict: a pending row")
     hold = hold_of(rid)
     t0 = time.monotonic()
-    pids = _kill_messages()
+    pids = kill_programs("messages")
     s.close()
     r = settled(email, 1, timeout=20)[0]
     took = time.monotonic() - t0
@@ -414,7 +401,7 @@ def test_final_usage_seen_before_a_crash_is_what_is_billed():
                 break
         ok(ev.event == "message_delta", "the final usage arrived")
         time.sleep(0.1)
-        _kill_messages()
+        kill_programs("messages")
         s.close()
         r = settled(email, 1, timeout=20)[0]
         eq((r["status"], r["credits"], r["estimated"]), ("abandoned", 300 + 900 * 5, False),

@@ -5,11 +5,10 @@ is back every request is billed exactly once."""
 
 import os
 import signal
-import subprocess
 import time
 
-from zgtest import (STATE, Skip, access_seen, admin_json, assert_error_shape, auth, eq, held_now, lease_mode,
-                    lease_owners, new_user, ok, program_pids, request, stream, wait_released, wait_until)
+from zgtest import (STATE, Skip, access_seen, admin_json, assert_error_shape, auth, db_ctl, eq, held_now,
+                    lease_mode, lease_owners, new_user, ok, program_pids, request, stream, wait_released, wait_until)
 
 START = 20000000
 DIRECTIVE = "input=10,output=5"     # claude-haiku-4-5: 10 + 25 = 35 credits
@@ -28,15 +27,6 @@ def db_pid():
     if not os.path.exists(path):
         raise Skip("no MariaDB pid file at %s" % path)
     return int(open(path).read().strip())
-
-
-def db_ctl(action):
-    dev = os.environ.get("ZG_DEV")
-    if not dev:
-        raise Skip("ZG_DEV is not set (run through ./dev test)")
-    p = subprocess.run(["bash", dev, "test-db", action], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=120)
-    ok(p.returncode == 0, "./dev test-db %s failed: %s %s" % (action, p.stdout, p.stderr))
 
 
 def hold_leases(email, key):

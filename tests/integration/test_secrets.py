@@ -7,14 +7,13 @@ import json
 import os
 import re
 import shlex
-import signal
 import stat
 import subprocess
 import tempfile
 import time
 import uuid
 
-from zgtest import (CONFIG, STATE, Skip, admin, admin_json, auth, eq, fake_requests, new_user, ok, program_pids,
+from zgtest import (CONFIG, STATE, Skip, admin, admin_json, auth, eq, fake_requests, kill_programs, new_user, ok,
                     request, stream, wait_until)
 
 HAIKU = "claude-haiku-4-5"
@@ -149,13 +148,7 @@ def test_query_key_stays_out_of_logs_when_a_worker_dies_mid_stream():
                body={"contents": [{"parts": [{"text": "x [[fake:events=40,interval=200]]"}]}]}, timeout=30)
     eq(s.status, 200)
     next(iter(s))
-    pids = program_pids("gemini")
-    ok(pids, "gemini processes")
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_programs("gemini")
     try:
         s.read_all()
     except Exception:

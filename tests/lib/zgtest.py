@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -575,6 +576,30 @@ def program_pids(name):
         if exe.endswith("/fcgi/" + name) and (("ZENN_CONFIG=" + CONFIG).encode() in env or shared_host):
             pids.append(int(d))
     return pids
+
+
+def kill_programs(name):
+    """SIGKILL every process of this stack's program `name`; returns their pids."""
+    pids = program_pids(name)
+    if not pids:
+        raise AssertionError("no %s process found" % name)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def db_ctl(action):
+    """Stop, start or restart the test stack's MariaDB (./dev test-db ACTION)."""
+    dev = os.environ.get("ZG_DEV")
+    if not dev:
+        raise Skip("ZG_DEV is not set (run through ./dev test)")
+    p = subprocess.run(["bash", dev, "test-db", action], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("./dev test-db %s failed: %s %s" % (action, p.stdout, p.stderr))
 
 
 def lease_owners(email, grp=None):
