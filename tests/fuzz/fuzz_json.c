@@ -5,6 +5,7 @@
 #include "zg_buf.h"
 #include "zg_err.h"
 #include "zg_openai.h"
+#include "zg_inspect.h"
 #include "zg_pipeline.h"
 #include <json-c/json.h>
 #include <stdint.h>
@@ -84,7 +85,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                             &len);
         if (!out)
             abort();
+        /* what the pipeline checks before anything is forwarded: members named twice, input the
+         * provider expands, strict UTF-8 (an offset inside the text) */
+        char name[64];
+        int dup = zg_inspect_duplicate((const char *)data, size, name, sizeof name);
+        if (dup < -1 || dup > 1 || (dup == 1 && strlen(name) >= sizeof name))
+            abort();
+        (void)zg_inspect_expands(o);
     }
+    if (zg_utf8_check((const char *)data, size) > size)
+        abort();
     json_object_put(o);
     json_tokener_free(tok);
     roundtrip((const char *)data, size);
