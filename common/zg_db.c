@@ -290,10 +290,13 @@ static int run_once(zg_db *db, const char *sql, const zg_val *params, int nparam
     return 0;
 }
 
-/* When the database last failed beyond a reconnect (monotonic ms): for a moment afterwards every
- * statement of this process fails at once instead of waiting out the timeouts again, so a database
- * that does not answer costs one timeout, not one per request. */
-#define DOWN_FOR_MS 3000
+/* When the database last stopped answering (a failure beyond a reconnect that took at least
+ * SLOW_FAIL_MS, i.e. timeouts, not a refused connection): for DOWN_FOR_MS afterwards every statement
+ * of this process fails at once instead of waiting out the timeouts again, so a database that does
+ * not answer costs one timeout, not one per request. A database that refuses connections (stopped,
+ * restarting) is asked again at once: it may be back the next moment. */
+#define DOWN_FOR_MS 2000
+#define SLOW_FAIL_MS 1000
 static int64_t down_until;
 
 static int64_t mono_ms(void)
@@ -307,7 +310,8 @@ int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_
               int64_t *affected)
 {
     int conn_retries = 1, lock_retries = 3;
-    if (mono_ms() < __atomic_load_n(&down_until, __ATOMIC_RELAXED)) {
+    int64_t t0 = mono_ms();
+    if (t0 < __atomic_load_n(&down_until, __ATOMIC_RELAXED)) {
         set_err(db, CR_SERVER_GONE_ERROR, "database unavailable (it failed a moment ago)");
         return -1;
     }
@@ -321,7 +325,9 @@ int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_
                 zg_warn("database connection lost (%s); reconnecting", db->err);
                 continue;
             }
-            __atomic_store_n(&down_until, mono_ms() + DOWN_FOR_MS, __ATOMIC_RELAXED);
+            int64_t t1 = mono_ms();
+            if (t1 - t0 >= SLOW_FAIL_MS)
+                __atomic_store_n(&down_until, t1 + DOWN_FOR_MS, __ATOMIC_RELAXED);
         } else if (db->errnum == 1615 /* needs re-prepare */ && conn_retries-- > 0) {
             drop_statements(db);
             continue;

@@ -389,7 +389,15 @@ def test_final_usage_seen_before_a_crash_is_what_is_billed():
         raise Skip("lease mode only")
     if processes_on_demand():
         raise Skip("mod_fcgid starts processes on demand")
-    for usd, strict in (("0.05", True), ("20", False)):
+    _, probe = new_user("pro", 5)
+
+    def serving():
+        return request("POST", "/api/v1/messages", headers=auth(probe),
+                       body=anthropic(HAIKU, "up?", max_tokens=5), timeout=10).status == 200
+
+    # $0.02 is under 8 x the hold (about 5,000 credits): admitted the strict way; $20 under a lease
+    for usd, strict in (("0.02", True), ("20", False)):
+        wait_until(serving, timeout=30, msg="messages served (after the previous kill)")
         email, key = new_user("pro", usd)
         start = int(float(usd) * 1000000)
         # message_delta (the final usage) arrives, then a long pause before message_stop
