@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #ifndef ZG_SYSCONFDIR
 #define ZG_SYSCONFDIR "/usr/local/etc"

@@ -197,13 +197,23 @@ static const char SQL_REAP_SETTLE[] =
 /* Apply the settlements spooled while the database was unreachable. 0, or -1 (reported). */
 static int replay_spool(app *a, const args *g, bool verbose)
 {
-    int n = zg_billing_replay_spool(a->db, &a->settings);
-    if (n < 0) {
-        fail(g, "cannot replay the spool %s: %s", a->settings.spool_path, zg_db_error(a->db));
-        return -1;
-    }
     struct stat st;
-    long long left = stat(a->settings.spool_path, &st) == 0 ? (long long)st.st_size : 0;
+    long long left = 0;
+    int n = 0;
+    /* a program may be replaying it right now (it holds the spool's lock): wait for it, up to 30 s */
+    for (int tries = 0; tries < 60; tries++) {
+        int k = zg_billing_replay_spool(a->db, &a->settings);
+        if (k < 0) {
+            fail(g, "cannot replay the spool %s: %s", a->settings.spool_path, zg_db_error(a->db));
+            return -1;
+        }
+        n += k;
+        left = stat(a->settings.spool_path, &st) == 0 ? (long long)st.st_size : 0;
+        if (left == 0 || k > 0 || zg_db_errno(a->db) != 0) /* done, or the database refused */
+            break;
+        struct timespec ts = {0, 500 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (verbose || n > 0)
         printf("spool %s: replayed %d settlement(s)%s\n", a->settings.spool_path, n,
                left > 0 ? "; some remain (database errors, see the log)" : "");
