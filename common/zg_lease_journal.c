@@ -217,6 +217,18 @@ static int settle_pending(zg_db *db, const struct row *r)
     return zg_billing_settle(db, zl.cfg, r->rid, &st, NULL);
 }
 
+/* Write one leased request of a dead owner's journal (counted in *count). A row the database
+ * refuses as bad data is logged and skipped; -1 only when the database is unavailable. */
+static int replay_direct(zg_db *db, const char *own, const struct row *r, int *count)
+{
+    if (zl_settle_direct(db, own, r) == 0) {
+        (*count)++;
+        return 0;
+    }
+    zg_warn("lease replay of %s: %s", r->rid, zg_db_error(db));
+    return zl_db_unavailable(zg_db_errno(db)) ? -1 : 0;
+}
+
 /* Replay both journal files of a dead owner; 0 when everything reached the database (or the spool). */
 static int replay_owner(zg_db *db, const char *own, const char *p0, const char *p1, int *count)
 {
@@ -227,28 +239,15 @@ static int replay_owner(zg_db *db, const char *own, const char *p0, const char *
         if (rp.n[k])
             qsort(rp.v[k], rp.n[k], sizeof *rp.v[k], by_rid);
     /* finished requests at their cost */
-    for (size_t i = 0; rc == 0 && i < rp.n[2]; i++) {
-        if (zl_settle_direct(db, own, &rp.v[2][i]) != 0) {
-            zg_warn("lease replay of %s: %s", rp.v[2][i].rid, zg_db_error(db));
-            if (zl_db_unavailable(zg_db_errno(db)))
-                rc = -1;
-        } else {
-            (*count)++;
-        }
-    }
+    for (size_t i = 0; rc == 0 && i < rp.n[2]; i++)
+        rc = replay_direct(db, own, &rp.v[2][i], count);
     /* leased admissions that never finished */
     for (size_t i = 0; rc == 0 && i < rp.n[0]; i++) {
         struct row *r = &rp.v[0][i];
         if (find_rid(&rp, 2, r->rid))
             continue;
         unfinished(r, &rp);
-        if (zl_settle_direct(db, own, r) != 0) {
-            zg_warn("lease replay of %s: %s", r->rid, zg_db_error(db));
-            if (zl_db_unavailable(zg_db_errno(db)))
-                rc = -1;
-        } else {
-            (*count)++;
-        }
+        rc = replay_direct(db, own, r, count);
     }
     /* strict admissions whose settlement was not noted */
     for (size_t i = 0; rc == 0 && i < rp.n[1]; i++) {
