@@ -158,14 +158,23 @@ int zg_auth_key_hash(zg_req *r, char hex[65])
 
 static const char SQL_AUTH[] = "CALL zg_auth(?)";
 
+/* The one key lookup: row gets code (0 found, 401), user_id, key_id, plan_rank. 0, or -1 when the
+ * database could not be asked. */
+static int lookup(zg_req *r, const char *hex, int64_t row[4])
+{
+    row[0] = -1;
+    row[1] = row[2] = row[3] = 0;
+    zg_val p[1] = {ZG_STR(hex)};
+    return zg_db_run(r->db, SQL_AUTH, p, 1, zg_db_row_ints, &(zg_ints){row, 4}, NULL);
+}
+
 int zg_auth_require(zg_req *r, zg_principal *who)
 {
     char hex[65];
     if (zg_auth_key_hash(r, hex) != 0)
         return -1;
-    int64_t row[4] = {-1, 0, 0, 0};
-    zg_val p[1] = {ZG_STR(hex)};
-    if (zg_db_run(r->db, SQL_AUTH, p, 1, zg_db_row_ints, &(zg_ints){row, 4}, NULL) != 0) {
+    int64_t row[4];
+    if (lookup(r, hex, row) != 0) {
         zg_error("auth lookup failed: %s", zg_db_error(r->db));
         return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly"), -1;
     }
@@ -226,9 +235,8 @@ int zg_auth_screen(zg_req *r, const char hex[65])
     pthread_mutex_unlock(&known_mu);
     if (seen)
         return 0;
-    int64_t row[4] = {-1, 0, 0, 0};
-    zg_val p[1] = {ZG_STR(hex)};
-    if (zg_db_run(r->db, SQL_AUTH, p, 1, zg_db_row_ints, &(zg_ints){row, 4}, NULL) != 0)
+    int64_t row[4];
+    if (lookup(r, hex, row) != 0)
         return 0; /* the database is away: admission decides (a leased key may still be served) */
     if (row[0] != 0)
         return zg_err_reply(r, ZG_ERR_AUTH, "Invalid API key: unknown or revoked"), -1;
