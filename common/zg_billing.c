@@ -125,25 +125,23 @@ static int spool_open_locked(const zg_settings *cfg)
     return -1;
 }
 
-/* One spool line: request_id status end_reason credits in out cr cw5 cw1h reasoning units est
- * upstream_status ttfb duration, space-separated (no field contains a space). */
+/* Append a settlement to the spool as an 'X' line (zg_record.h), synced. */
 static int spool_append(const zg_settings *cfg, const char *request_id, const zg_settlement *s)
 {
     if (!cfg || !cfg->spool_path[0])
         return -1;
-    char line[512];
-    const zg_usage *u = &s->usage;
-    int n = snprintf(line, sizeof line, "%s %s %s %lld %lld %lld %lld %lld %lld %lld %lld %d %d %lld %lld\n",
-                     request_id, s->status, s->end_reason, (long long)s->credits, (long long)u->input,
-                     (long long)u->output, (long long)u->cache_read, (long long)u->cache_write_5m,
-                     (long long)u->cache_write_1h, (long long)u->reasoning, (long long)u->units,
-                     s->estimated ? 1 : 0, s->upstream_status, (long long)s->ttfb_ms, (long long)s->duration_ms);
-    if (n <= 0 || (size_t)n >= sizeof line)
+    zg_record r;
+    memset(&r, 0, sizeof r);
+    zg_record_field(r.rid, sizeof r.rid, request_id);
+    zg_record_settlement(&r, s);
+    char line[ZG_REC_LINE_MAX];
+    size_t n = zg_record_line('X', &r, line, sizeof line);
+    if (!n)
         return -1;
     int fd = spool_open_locked(cfg);
     if (fd < 0)
         return -1;
-    int rc = write(fd, line, (size_t)n) == n ? 0 : -1;
+    int rc = write(fd, line, n) == (ssize_t)n ? 0 : -1;
     if (rc == 0)
         rc = fsync(fd);
     flock(fd, LOCK_UN);
@@ -180,38 +178,6 @@ int zg_billing_cancel(zg_db *db, const zg_settings *cfg, const char *request_id)
         return 0;
     zg_error("admission of %s may hold credits: database unreachable and spool unwritable", request_id);
     return -1;
-}
-
-static int parse_spool_line(char *line, char **rid, zg_settlement *s)
-{
-    char *f[15];
-    int n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(line, " \n", &save); t && n < 15; t = strtok_r(NULL, " \n", &save))
-        f[n++] = t;
-    if (n != 15)
-        return -1;
-    int64_t v[12];
-    for (int i = 0; i < 12; i++)
-        if (zg_parse_i64z(f[3 + i], INT64_MIN, INT64_MAX, &v[i]) != 0)
-            return -1;
-    memset(s, 0, sizeof *s);
-    *rid = f[0];
-    s->status = f[1];
-    s->end_reason = f[2];
-    s->credits = v[0];
-    s->usage.input = v[1];
-    s->usage.output = v[2];
-    s->usage.cache_read = v[3];
-    s->usage.cache_write_5m = v[4];
-    s->usage.cache_write_1h = v[5];
-    s->usage.reasoning = v[6];
-    s->usage.units = v[7];
-    s->estimated = v[8] != 0;
-    s->upstream_status = (int)v[9];
-    s->ttfb_ms = v[10];
-    s->duration_ms = v[11];
-    return 0;
 }
 
 /* Server errors that say the data is wrong, not that the database is unavailable: retrying the
@@ -284,19 +250,22 @@ int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
     size_t lcap = 0;
     int applied = 0, failed = 0, kept = 0, io_err = 0;
     while (getline(&line, &lcap, f) > 0) {
-        char copy[512];
+        char copy[ZG_REC_LINE_MAX];
         size_t len = strlen(line);
         if (len >= sizeof copy) {
-            zg_error("spool: skipping a line of %zu bytes", len);
+            zg_error("spool: a line of %zu bytes moved to %s.rejected", len, cfg->spool_path);
+            dead_letter(cfg, line);
             continue;
         }
         memcpy(copy, line, len + 1);
-        char *rid;
-        zg_settlement s;
-        if (parse_spool_line(copy, &rid, &s) != 0) {
-            zg_error("spool: skipping malformed line");
+        zg_record r;
+        if (zg_record_parse(copy, &r) != 'X') {
+            zg_error("spool: malformed line moved to %s.rejected", cfg->spool_path);
+            dead_letter(cfg, line);
             continue;
         }
+        const char *rid = r.rid;
+        zg_settlement s = zg_record_as_settlement(&r);
         if (!failed && settle_once(db, rid, &s, NULL) == 0) {
             applied++;
         } else if (!failed && rejected_by_data(zg_db_errno(db))) {

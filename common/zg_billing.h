@@ -6,6 +6,7 @@
 #include "zg_catalog.h"
 #include "zg_config.h"
 #include "zg_db.h"
+#include "zg_record.h"
 #include "zg_usage.h"
 
 /* Outcome codes of admission (the zg_admit procedure). */
@@ -52,17 +53,6 @@ int zg_billing_admit(zg_db *db, const char *key_hash, const char *request_id, co
  * that come before admission). Fills *out's rl_* fields. 0 or -1. */
 int zg_billing_rate_peek(zg_db *db, int64_t user_id, const char *group, int limit, zg_admission *out);
 
-/* What a finished request owes. */
-typedef struct zg_settlement {
-    const char *status;     /* "settled" or "abandoned" */
-    const char *end_reason; /* complete, upstream_error, upstream_dropped, upstream_timeout,
-                               upstream_unreachable, client_closed, abandoned */
-    int64_t credits;
-    zg_usage usage;
-    bool estimated;
-    int upstream_status;    /* 0 = none */
-    int64_t ttfb_ms, duration_ms; /* -1 = none */
-} zg_settlement;
 
 /* Settle a pending request exactly once (idempotent per request id): release its hold, debit the
  * balance and key, consume lots oldest first, complete the usage row. Retries on transient
@@ -78,7 +68,8 @@ int zg_billing_settle(zg_db *db, const zg_settings *cfg, const char *request_id,
 int zg_billing_cancel(zg_db *db, const zg_settings *cfg, const char *request_id);
 /* Replay spooled settlements; returns how many were applied, -1 on error. Safe to run from
  * several processes (the spool is locked while replayed). Lines the database refuses as bad data
- * are moved to "<spool_path>.rejected" (logged); on any other failure the rest stays spooled. */
+ * and lines that are not settlements (zg_record.h) are moved to "<spool_path>.rejected" (logged); on
+ * any other failure the rest stays spooled. */
 int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg);
 /* Settle requests left pending longer than age_s (their worker died) at their hold, flagged
  * estimated, status abandoned. Returns how many, -1 on error. */

@@ -10,19 +10,6 @@ int64_t zl_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void zl_copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
-    /* journal fields are space-separated: a space would split one */
-    for (size_t i = 0; i < n; i++)
-        if (dst[i] == ' ' || dst[i] == '\n' || dst[i] == '"' || dst[i] == '\\' || (unsigned char)dst[i] < 0x20)
-            dst[i] = '_';
-}
-
 bool zg_lease_active(void)
 {
     return zl.active;
@@ -70,8 +57,8 @@ static int find_or_add(const char *hash, const char *grp, int64_t now)
     memset(e, 0, sizeof *e);
     e->used = true;
     e->last_ms = now;
-    zl_copy_str(e->hash, sizeof e->hash, hash);
-    zl_copy_str(e->grp, sizeof e->grp, grp);
+    zg_record_field(e->hash, sizeof e->hash, hash);
+    zg_record_field(e->grp, sizeof e->grp, grp);
     return reuse;
 }
 
@@ -314,32 +301,26 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
     if (t->mode != ZG_BILLING_LEASE) {
         int rc = zg_billing_settle(db, cfg, request_id, s, NULL);
         if (t->journaled) {
-            char line[64];
-            int n = snprintf(line, sizeof line, "D %s\n", request_id);
-            if (rc == 0 && n > 0 && (size_t)n < sizeof line)
-                zl_journal_write(t->gen, line, (size_t)n);
+            zg_record d;
+            memset(&d, 0, sizeof d);
+            zg_record_field(d.rid, sizeof d.rid, request_id);
+            if (rc == 0)
+                zl_journal_record('D', t->gen, &d);
             pthread_mutex_lock(&zl.mu);
             zl.outstanding[t->gen]--;
             pthread_mutex_unlock(&zl.mu);
         }
         return rc;
     }
-    struct row r;
+    zg_record r;
     memset(&r, 0, sizeof r);
-    zl_copy_str(r.rid, sizeof r.rid, request_id);
-    zl_copy_str(r.surface, sizeof r.surface, surface);
-    zl_copy_str(r.model, sizeof r.model, model);
-    zl_copy_str(r.provider, sizeof r.provider, provider);
-    zl_copy_str(r.status, sizeof r.status, s->status);
-    zl_copy_str(r.reason, sizeof r.reason, s->end_reason);
+    zg_record_field(r.rid, sizeof r.rid, request_id);
+    zg_record_field(r.surface, sizeof r.surface, surface);
+    zg_record_field(r.model, sizeof r.model, model);
+    zg_record_field(r.provider, sizeof r.provider, provider);
+    zg_record_settlement(&r, s);
     r.hold = t->hold;
-    r.credits = s->credits;
-    r.u = s->usage;
-    r.est = s->estimated ? 1 : 0;
-    r.ups = s->upstream_status;
-    r.ttfb = s->ttfb_ms;
-    r.dur = s->duration_ms;
-    r.gen = t->gen;
+    r.tag = t->gen;
 
     pthread_mutex_lock(&zl.mu);
     struct entry *e = &zl.tab[t->entry];
@@ -352,15 +333,15 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
     e->db_credits -= r.rel;
     r.user = e->user_id;
     r.key = e->key_id;
-    zl_copy_str(r.grp, sizeof r.grp, e->grp);
+    zg_record_field(r.grp, sizeof r.grp, e->grp);
     pthread_mutex_unlock(&zl.mu);
 
-    zl_journal_settle(&r);
+    zl_journal_record('S', r.tag, &r);
 
     pthread_mutex_lock(&zl.mu);
     if (zl.qn == zl.qcap && zl.qcap < QUEUE_CAP) {
         size_t ncap = zl.qcap ? zl.qcap * 2 : 1024;
-        struct row *q = realloc(zl.queue, ncap * sizeof *q);
+        zg_record *q = realloc(zl.queue, ncap * sizeof *q);
         if (q) {
             zl.queue = q;
             zl.qcap = ncap;
@@ -382,7 +363,7 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
     if (rc != 0)
         zg_error("lease: settlement of %s kept only in the journal: %s", request_id, zg_db_error(db));
     pthread_mutex_lock(&zl.mu);
-    zl.outstanding[r.gen]--;
+    zl.outstanding[r.tag]--;
     pthread_mutex_unlock(&zl.mu);
     return rc == 0 ? 0 : -1;
 }
@@ -391,13 +372,12 @@ void zg_lease_progress(const zg_ticket *t, const char *request_id, const zg_usag
 {
     if (!zl.active || (t->mode != ZG_BILLING_LEASE && !t->journaled) || t->hold <= 0)
         return;
-    char line[300];
-    int n = snprintf(line, sizeof line, "U %s %lld %lld %lld %lld %lld %lld %lld %lld\n", request_id,
-                     (long long)credits, (long long)u->input, (long long)u->output, (long long)u->cache_read,
-                     (long long)u->cache_write_5m, (long long)u->cache_write_1h, (long long)u->reasoning,
-                     (long long)u->units);
-    if (n > 0 && (size_t)n < sizeof line)
-        zl_journal_write(t->gen, line, (size_t)n);
+    zg_record r;
+    memset(&r, 0, sizeof r);
+    zg_record_field(r.rid, sizeof r.rid, request_id);
+    r.credits = credits;
+    r.u = *u;
+    zl_journal_record('U', t->gen, &r);
 }
 
 /* ---- start and stop ----------------------------------------------------------------------------------- */

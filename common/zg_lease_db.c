@@ -9,7 +9,7 @@ static const char SQL_DROP[] = "CALL zg_lease_drop(?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_DIRECT[] =
     "CALL zg_settle_direct(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-int zl_settle_direct(zg_db *db, const char *own, const struct row *r)
+int zl_settle_direct(zg_db *db, const char *own, const zg_record *r)
 {
     zg_val p[24] = {
         ZG_STR(own),         ZG_STR(r->grp),      ZG_INT(r->rel),     ZG_STR(r->rid),
@@ -19,31 +19,10 @@ int zl_settle_direct(zg_db *db, const char *own, const struct row *r)
         ZG_INT(r->u.cache_write_5m), ZG_INT(r->u.cache_write_1h), ZG_INT(r->u.reasoning), ZG_INT(r->u.units),
         ZG_INT(r->est),
         r->ups > 0 ? ZG_INT(r->ups) : ZG_NULLV,
-        r->ttfb >= 0 ? ZG_INT(r->ttfb > 2000000000 ? 2000000000 : r->ttfb) : ZG_NULLV,
-        r->dur >= 0 ? ZG_INT(r->dur > 2000000000 ? 2000000000 : r->dur) : ZG_NULLV,
+        r->ttfb >= 0 ? ZG_INT(zg_record_ms(r->ttfb)) : ZG_NULLV,
+        r->dur >= 0 ? ZG_INT(zg_record_ms(r->dur)) : ZG_NULLV,
     };
     return zg_db_run(db, SQL_DIRECT, p, 24, NULL, NULL, NULL);
-}
-
-static void json_row(zg_buf *b, const struct row *r)
-{
-    char tail[96];
-    zg_buf_printf(b, "[\"%s\",%lld,%lld,\"%s\",\"%s\",\"%s\",\"%s\",%lld,\"%s\",\"%s\",%lld,%lld,", r->rid,
-                  (long long)r->user, (long long)r->key, r->grp, r->surface, r->model, r->provider,
-                  (long long)r->hold, r->status, r->reason, (long long)r->credits, (long long)r->rel);
-    zg_buf_printf(b, "%lld,%lld,%lld,%lld,%lld,%lld,%lld,%d,", (long long)r->u.input, (long long)r->u.output,
-                  (long long)r->u.cache_read, (long long)r->u.cache_write_5m, (long long)r->u.cache_write_1h,
-                  (long long)r->u.reasoning, (long long)r->u.units, r->est);
-    int64_t ttfb = r->ttfb > 2000000000 ? 2000000000 : r->ttfb, dur = r->dur > 2000000000 ? 2000000000 : r->dur;
-    char a[24] = "null", c[24] = "null", d[24] = "null";
-    if (r->ups > 0)
-        snprintf(a, sizeof a, "%d", r->ups);
-    if (ttfb >= 0)
-        snprintf(c, sizeof c, "%lld", (long long)ttfb);
-    if (dur >= 0)
-        snprintf(d, sizeof d, "%lld", (long long)dur);
-    snprintf(tail, sizeof tail, "%s,%s,%s]", a, c, d);
-    zg_buf_puts(b, tail);
 }
 
 int zl_db_unavailable(unsigned e)
@@ -53,7 +32,7 @@ int zl_db_unavailable(unsigned e)
 
 /* Write rows[0..n) in batches. Returns how many leading rows were written (or written before, or
  * refused as bad data and logged); the rest must be retried. */
-size_t zl_write_rows(zg_db *db, struct row *rows, size_t n)
+size_t zl_write_rows(zg_db *db, zg_record *rows, size_t n)
 {
     zg_buf b;
     zg_buf_init(&b, 64u << 20);
@@ -65,7 +44,7 @@ size_t zl_write_rows(zg_db *db, struct row *rows, size_t n)
         for (size_t i = 0; i < m; i++) {
             if (i)
                 zg_buf_puts(&b, ",");
-            json_row(&b, &rows[done + i]);
+            zg_record_json(&b, &rows[done + i]);
         }
         zg_buf_puts(&b, "]");
         zg_val p[2] = {ZG_STR(zl.owner), ZG_STRN(b.data, b.len)};
@@ -82,7 +61,7 @@ size_t zl_write_rows(zg_db *db, struct row *rows, size_t n)
         zg_warn("lease: batch of %zu refused (%s); writing it row by row", m, zg_db_error(db));
         size_t i;
         for (i = 0; i < m; i++) {
-            const struct row *r = &rows[done + i];
+            const zg_record *r = &rows[done + i];
             if (zl_settle_direct(db, zl.owner, r) == 0)
                 continue;
             if (zl_db_unavailable(zg_db_errno(db)))

@@ -8,6 +8,7 @@
 #include "zg_buf.h"
 #include "zg_log.h"
 #include "zg_num.h"
+#include "zg_record.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,13 +55,6 @@ struct entry {
     char pending_op[80]; /* a grant whose answer was lost: asked again under the same id */
 };
 
-struct row {
-    char rid[41], grp[16], surface[16], model[65], provider[33], status[16], reason[24];
-    int64_t user, key, hold, credits, rel;
-    zg_usage u;
-    int est, ups, gen;
-    int64_t ttfb, dur;
-};
 
 struct drop {
     int64_t key, credits, slots, window;
@@ -83,7 +77,7 @@ struct zl_state {
     struct entry *tab;           /* the lease table, TAB_CAP slots (mu) */
     int *used_idx;               /* indices of the slots ever used, so scans skip the empty rest (mu) */
     size_t n_used;
-    struct row *queue;           /* settlements waiting for the writer (mu) */
+    zg_record *queue;           /* settlements waiting for the writer (mu) */
     size_t qn, qcap;
     uint64_t access_version;     /* the highest access version seen (atomic) */
     int jfd[2];                  /* the journal's two files */
@@ -100,8 +94,6 @@ extern struct zl_state zl;
 /* ---- shared inside lease mode (zg_lease*.c) ---- */
 /* Monotonic milliseconds. */
 int64_t zl_now_ms(void);
-/* Copy src into dst[cap] for a journal field: cut to fit; blanks, quotes and controls become '_'. */
-void zl_copy_str(char *dst, size_t cap, const char *src);
 /* The owner name now, copied under mu. */
 void zl_owner_now(char out[64]);
 /* The highest access version seen. */
@@ -117,12 +109,13 @@ void zl_merge_grant(struct entry *e, const struct grant *g, int64_t now);
 void zl_sleep_ms(int ms);
 
 /* The journal (zg_lease_journal.c): open this process's two files; append a line to file gen;
- * note an admission ('A' leased, 'P' strict with a pending row) or a leased settlement ('S'). */
+ * note an admission ('A' leased, 'P' strict with a pending row); append any record line. */
 int zl_journal_open(void);
 void zl_journal_write(int gen, const char *line, size_t n);
 void zl_journal_admit(char kind, int gen, const char *request_id, int64_t user, int64_t key, const char *group,
                       const char *surface, const char *model, const char *provider, int64_t hold);
-void zl_journal_settle(const struct row *r);
+/* Append r as a line of kind (zg_record.h) to journal file gen. */
+void zl_journal_record(int kind, int gen, const zg_record *r);
 
 /* The SQL bindings (zg_lease_db.c). */
 /* zg_lease as operation op (repeated after a lost answer, it answers its first grant). */
@@ -131,9 +124,9 @@ int zl_take_lease(zg_db *db, const char *hash, const char *grp, int limit, int m
 /* Give a lease back (d->key 0: every lease of own) as operation d->op, applied once. */
 int zl_drop_one(zg_db *db, const char *own, struct drop *d);
 /* Write one finished request outside a batch (idempotent per request id). */
-int zl_settle_direct(zg_db *db, const char *own, const struct row *r);
+int zl_settle_direct(zg_db *db, const char *own, const zg_record *r);
 /* Write rows[0..n) in batches; how many leading rows were written (or refused as bad data). */
-size_t zl_write_rows(zg_db *db, struct row *rows, size_t n);
+size_t zl_write_rows(zg_db *db, zg_record *rows, size_t n);
 /* A database error that means "unavailable, retry later" rather than "bad data". */
 int zl_db_unavailable(unsigned e);
 

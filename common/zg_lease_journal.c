@@ -39,112 +39,34 @@ static const char SQL_STALE[] =
     "SELECT DISTINCT owner FROM leases WHERE renewed_at < NOW(3) - INTERVAL ? SECOND LIMIT 100";
 /* Journal an admission: 'A' for a leased request, 'P' for one admitted strictly (a pending row). */
 void zl_journal_admit(char kind, int gen, const char *request_id, int64_t user, int64_t key, const char *group,
-                          const char *surface, const char *model, const char *provider, int64_t hold)
+                      const char *surface, const char *model, const char *provider, int64_t hold)
 {
-    char line[400];
-    char s_[16], m_[65], p_[33];
-    zl_copy_str(s_, sizeof s_, surface);
-    zl_copy_str(m_, sizeof m_, model);
-    zl_copy_str(p_, sizeof p_, provider);
-    int n = snprintf(line, sizeof line, "%c %s %lld %lld %s %s %s %s %lld\n", kind, request_id, (long long)user,
-                     (long long)key, group, s_, m_, p_, (long long)hold);
-    if (n > 0 && (size_t)n < sizeof line)
-        zl_journal_write(gen, line, (size_t)n);
+    zg_record r;
+    memset(&r, 0, sizeof r);
+    zg_record_field(r.rid, sizeof r.rid, request_id);
+    zg_record_field(r.grp, sizeof r.grp, group);
+    zg_record_field(r.surface, sizeof r.surface, surface);
+    zg_record_field(r.model, sizeof r.model, model);
+    zg_record_field(r.provider, sizeof r.provider, provider);
+    r.user = user;
+    r.key = key;
+    r.hold = hold;
+    zl_journal_record(kind, gen, &r);
 }
 
-void zl_journal_settle(const struct row *r)
+void zl_journal_record(int kind, int gen, const zg_record *r)
 {
-    char line[700];
-    int n = snprintf(line, sizeof line,
-                     "S %s %lld %lld %s %s %s %s %lld %s %s %lld %lld %lld %lld %lld %lld %lld %lld %lld %d %d %lld "
-                     "%lld\n",
-                     r->rid, (long long)r->user, (long long)r->key, r->grp, r->surface, r->model, r->provider,
-                     (long long)r->hold, r->status, r->reason, (long long)r->credits, (long long)r->rel,
-                     (long long)r->u.input, (long long)r->u.output, (long long)r->u.cache_read,
-                     (long long)r->u.cache_write_5m, (long long)r->u.cache_write_1h, (long long)r->u.reasoning,
-                     (long long)r->u.units, r->est, r->ups, (long long)r->ttfb, (long long)r->dur);
-    if (n > 0 && (size_t)n < sizeof line)
-        zl_journal_write(r->gen, line, (size_t)n);
+    char line[ZG_REC_LINE_MAX];
+    size_t n = zg_record_line(kind, r, line, sizeof line);
+    if (n)
+        zl_journal_write(gen, line, n);
 }
 
 /* ---- replaying a dead process's journal ---------------------------------------------------------------- */
 
-/* Token counts in journal order: input, output, cache read, cache writes 5m and 1h, reasoning, units. */
-static void take_usage(zg_usage *u, const int64_t *v)
-{
-    u->input = v[0];
-    u->output = v[1];
-    u->cache_read = v[2];
-    u->cache_write_5m = v[3];
-    u->cache_write_1h = v[4];
-    u->reasoning = v[5];
-    u->units = v[6];
-}
-
-/* Parse one journal line into r: 'A' (leased admission) or 'P' (strict admission: a pending row),
- * 'S' (leased settlement), 'D' (strict settlement done: only the id), 'U' (final usage reported:
- * id, credits and usage); 0 when malformed. */
-static int parse_line(char *line, struct row *r)
-{
-    char *f[24];
-    int n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(line, " \n", &save); t && n < 24; t = strtok_r(NULL, " \n", &save))
-        f[n++] = t;
-    memset(r, 0, sizeof *r);
-    if (n < 2 || f[0][1] || !strchr("APSDU", f[0][0]))
-        return 0;
-    int kind = f[0][0];
-    zl_copy_str(r->rid, sizeof r->rid, f[1]);
-    if (kind == 'D')
-        return n == 2 ? 'D' : 0;
-    if (kind == 'U') {
-        int64_t v[8];
-        if (n != 10)
-            return 0;
-        for (int i = 0; i < 8; i++)
-            if (zg_parse_i64z(f[2 + i], 0, INT64_MAX, &v[i]))
-                return 0;
-        r->credits = v[0];
-        take_usage(&r->u, v + 1);
-        return 'U';
-    }
-    if (((kind == 'A' || kind == 'P') && n != 9) || (kind == 'S' && n != 24))
-        return 0;
-    zl_copy_str(r->grp, sizeof r->grp, f[4]);
-    zl_copy_str(r->surface, sizeof r->surface, f[5]);
-    zl_copy_str(r->model, sizeof r->model, f[6]);
-    zl_copy_str(r->provider, sizeof r->provider, f[7]);
-    if (zg_parse_i64z(f[2], 0, INT64_MAX, &r->user) || zg_parse_i64z(f[3], 0, INT64_MAX, &r->key) ||
-        zg_parse_i64z(f[8], 0, INT64_MAX, &r->hold))
-        return 0;
-    if (kind == 'A' || kind == 'P') {
-        zl_copy_str(r->status, sizeof r->status, "abandoned");
-        zl_copy_str(r->reason, sizeof r->reason, "abandoned");
-        r->credits = r->hold;
-        r->est = 1;
-        r->ttfb = r->dur = -1;
-        return kind;
-    }
-    zl_copy_str(r->status, sizeof r->status, f[9]);
-    zl_copy_str(r->reason, sizeof r->reason, f[10]);
-    int64_t v[13];
-    for (int i = 0; i < 13; i++)
-        if (zg_parse_i64z(f[11 + i], INT64_MIN, INT64_MAX, &v[i]))
-            return 0;
-    r->credits = v[0];
-    r->rel = 0; /* the owner's leases are released whole after the replay */
-    take_usage(&r->u, v + 2);
-    r->est = (int)v[9];
-    r->ups = (int)v[10];
-    r->ttfb = v[11];
-    r->dur = v[12];
-    return 'S';
-}
-
 /* The lines of a dead owner's journal, by kind. */
 struct replay {
-    struct row *v[5]; /* A, P, S, D, U */
+    zg_record *v[5]; /* A, P, S, D, U */
     size_t n[5], cap[5];
 };
 
@@ -163,14 +85,16 @@ static int replay_read(const char *path, struct replay *rp)
     size_t lcap = 0;
     int rc = 0;
     while (rc == 0 && getline(&line, &lcap, f) > 0) {
-        struct row r;
-        int kind = parse_line(line, &r);
+        zg_record r;
+        int kind = zg_record_parse(line, &r);
+        if (kind == 'X')
+            kind = 0; /* a spool line has no place in a journal */
         if (!kind)
             continue;
         int k = kind_index(kind);
         if (rp->n[k] == rp->cap[k]) {
             size_t nc = rp->cap[k] ? rp->cap[k] * 2 : 64;
-            struct row *x = realloc(rp->v[k], nc * sizeof *x);
+            zg_record *x = realloc(rp->v[k], nc * sizeof *x);
             if (!x) {
                 rc = -1;
                 break;
@@ -187,21 +111,21 @@ static int replay_read(const char *path, struct replay *rp)
 
 static int by_rid(const void *a, const void *b)
 {
-    return strcmp(((const struct row *)a)->rid, ((const struct row *)b)->rid);
+    return strcmp(((const zg_record *)a)->rid, ((const zg_record *)b)->rid);
 }
 
-static const struct row *find_rid(const struct replay *rp, int k, const char *rid)
+static const zg_record *find_rid(const struct replay *rp, int k, const char *rid)
 {
-    struct row key;
+    zg_record key;
     memcpy(key.rid, rid, sizeof key.rid);
     return rp->n[k] ? bsearch(&key, rp->v[k], rp->n[k], sizeof key, by_rid) : NULL;
 }
 
 /* A request admitted and never settled: billed what the upstream reported when its final usage was
  * noted, else its hold (estimated). Status abandoned either way. */
-static void unfinished(struct row *r, const struct replay *rp)
+static void unfinished(zg_record *r, const struct replay *rp)
 {
-    const struct row *u = find_rid(rp, 4, r->rid);
+    const zg_record *u = find_rid(rp, 4, r->rid);
     if (!u)
         return;
     r->credits = u->credits;
@@ -210,16 +134,15 @@ static void unfinished(struct row *r, const struct replay *rp)
 }
 
 /* Settle a strict admission left pending (zg_settle: a no-op when it was settled meanwhile). */
-static int settle_pending(zg_db *db, const struct row *r)
+static int settle_pending(zg_db *db, const zg_settings *cfg, const zg_record *r)
 {
-    zg_settlement st = {.status = "abandoned", .end_reason = "abandoned", .credits = r->credits, .usage = r->u,
-                        .estimated = r->est != 0, .upstream_status = 0, .ttfb_ms = -1, .duration_ms = -1};
-    return zg_billing_settle(db, zl.cfg, r->rid, &st, NULL);
+    zg_settlement st = zg_record_as_settlement(r); /* abandoned, no times (zg_record_parse) */
+    return zg_billing_settle(db, cfg, r->rid, &st, NULL);
 }
 
 /* Write one leased request of a dead owner's journal (counted in *count). A row the database
  * refuses as bad data is logged and skipped; -1 only when the database is unavailable. */
-static int replay_direct(zg_db *db, const char *own, const struct row *r, int *count)
+static int replay_direct(zg_db *db, const char *own, const zg_record *r, int *count)
 {
     if (zl_settle_direct(db, own, r) == 0) {
         (*count)++;
@@ -230,7 +153,8 @@ static int replay_direct(zg_db *db, const char *own, const struct row *r, int *c
 }
 
 /* Replay both journal files of a dead owner; 0 when everything reached the database (or the spool). */
-static int replay_owner(zg_db *db, const char *own, const char *p0, const char *p1, int *count)
+static int replay_owner(zg_db *db, const zg_settings *cfg, const char *own, const char *p0, const char *p1,
+                        int *count)
 {
     struct replay rp;
     memset(&rp, 0, sizeof rp);
@@ -243,7 +167,7 @@ static int replay_owner(zg_db *db, const char *own, const char *p0, const char *
         rc = replay_direct(db, own, &rp.v[2][i], count);
     /* leased admissions that never finished */
     for (size_t i = 0; rc == 0 && i < rp.n[0]; i++) {
-        struct row *r = &rp.v[0][i];
+        zg_record *r = &rp.v[0][i];
         if (find_rid(&rp, 2, r->rid))
             continue;
         unfinished(r, &rp);
@@ -251,11 +175,11 @@ static int replay_owner(zg_db *db, const char *own, const char *p0, const char *
     }
     /* strict admissions whose settlement was not noted */
     for (size_t i = 0; rc == 0 && i < rp.n[1]; i++) {
-        struct row *r = &rp.v[1][i];
+        zg_record *r = &rp.v[1][i];
         if (find_rid(&rp, 3, r->rid))
             continue;
         unfinished(r, &rp);
-        if (settle_pending(db, r) != 0)
+        if (settle_pending(db, cfg, r) != 0)
             rc = -1;
         else
             (*count)++;
@@ -352,7 +276,7 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
             continue;
         }
         int n = 0;
-        if (replay_owner(db, own, p0, p1, &n) == 0) {
+        if (replay_owner(db, cfg, own, p0, p1, &n) == 0) {
             unlink(p1);
             unlink(p0);
             replayed += n;

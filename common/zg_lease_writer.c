@@ -172,7 +172,7 @@ void *zl_writer_main(void *arg)
         nanosleep(&ts, NULL);
         db = zg_db_new(zl.cfg);
     }
-    struct row *batch = NULL;
+    zg_record *batch = NULL;
     size_t bn = 0;
     struct drop *drops = calloc(TAB_CAP, sizeof *drops);
     size_t dn = 0;
@@ -204,7 +204,7 @@ void *zl_writer_main(void *arg)
         }
         /* take the queue, after whatever an earlier failed attempt left */
         if (zl.qn) {
-            struct row *nb = realloc(batch, (bn + zl.qn) * sizeof *nb);
+            zg_record *nb = realloc(batch, (bn + zl.qn) * sizeof *nb);
             if (nb) {
                 batch = nb;
                 memcpy(batch + bn, zl.queue, zl.qn * sizeof *zl.queue);
@@ -228,7 +228,7 @@ void *zl_writer_main(void *arg)
             size_t w = zl_write_rows(db, batch, bn);
             pthread_mutex_lock(&zl.mu);
             for (size_t i = 0; i < w; i++)
-                zl.outstanding[batch[i].gen]--;
+                zl.outstanding[batch[i].tag]--;
             pthread_mutex_unlock(&zl.mu);
             memmove(batch, batch + w, (bn - w) * sizeof *batch);
             bn -= w;

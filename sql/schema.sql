@@ -620,8 +620,9 @@ END //
 -- JSON array of arrays: [request_id, user_id, key_id, group, surface, model, provider, hold, status,
 -- end_reason, credits, released, input, output, cache_read, cache_write_5m, cache_write_1h,
 -- reasoning, units, estimated, upstream_status, ttfb_ms, duration_ms]; "released" is the part of
--- the credits that came out of p_owner's lease on (key_id, group). A request id already written
--- fails the whole batch (duplicate key) so the caller can fall back to zg_settle_direct per row.
+-- the credits that came out of p_owner's lease on (key_id, group). Each row's lots are consumed by
+-- zg_consume_lots, as in every other settlement. A request id already written fails the whole
+-- batch (duplicate key) so the caller can fall back to zg_settle_direct per row.
 -- One row: the number of rows written.
 CREATE OR REPLACE PROCEDURE zg_flush(IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_rows LONGTEXT)
 BEGIN
@@ -631,20 +632,15 @@ BEGIN
   DECLARE v_user BIGINT UNSIGNED;
   DECLARE v_cur_user BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_key BIGINT UNSIGNED;
-  DECLARE v_surface, v_grp VARCHAR(16) CHARACTER SET ascii;
+  DECLARE v_surface VARCHAR(16) CHARACTER SET ascii;
   DECLARE v_model VARCHAR(64) CHARACTER SET ascii;
   DECLARE v_provider VARCHAR(32) CHARACTER SET ascii;
   DECLARE v_status VARCHAR(16) CHARACTER SET ascii;
   DECLARE v_reason VARCHAR(24) CHARACTER SET ascii;
-  DECLARE v_hold, v_credits, v_rel, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn BIGINT;
+  DECLARE v_hold, v_credits, v_rel, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_cash BIGINT;
   DECLARE v_sum, v_sum_rel BIGINT DEFAULT 0;
   DECLARE v_lock BIGINT UNSIGNED;
   DECLARE v_units, v_est, v_ups, v_ttfb, v_dur INT;
-  DECLARE v_left, v_cash, v_take BIGINT;
-  DECLARE v_lot BIGINT UNSIGNED DEFAULT 0;
-  DECLARE v_lot_rem BIGINT DEFAULT NULL;
-  DECLARE v_lot_taken BIGINT DEFAULT 0;
-  DECLARE v_mult INT;
   DECLARE cur CURSOR FOR
     SELECT rid, user_id, key_id, surface, model, provider, hold, status, end_reason, credits, rel,
            i, o, cr, cw5, cw1h, rsn, units, est, ups, ttfb, dur
@@ -672,29 +668,12 @@ BEGIN
       IF v_cur_user <> 0 THEN
         UPDATE users SET balance = balance - v_sum, held = held - v_sum_rel WHERE id = v_cur_user;
       END IF;
-      IF v_lot_taken > 0 THEN
-        UPDATE topups SET credits_remaining = credits_remaining - v_lot_taken WHERE id = v_lot;
-      END IF;
-      SET v_cur_user = v_user, v_lot = 0, v_lot_rem = NULL, v_lot_taken = 0, v_sum = 0, v_sum_rel = 0;
+      SET v_cur_user = v_user, v_sum = 0, v_sum_rel = 0;
       SELECT id INTO v_lock FROM users WHERE id = v_user FOR UPDATE;
     END IF;
     SET v_sum = v_sum + v_credits, v_sum_rel = v_sum_rel + v_rel;
-    SET v_left = v_credits, v_cash = 0;
-    lots: WHILE v_left > 0 DO
-      IF v_lot_rem IS NULL OR v_lot_rem = 0 THEN
-        IF v_lot_taken > 0 THEN
-          UPDATE topups SET credits_remaining = credits_remaining - v_lot_taken WHERE id = v_lot;
-        END IF;
-        SET v_lot_rem = NULL, v_lot_taken = 0;
-        SELECT id, credits_remaining, multiplier INTO v_lot, v_lot_rem, v_mult FROM topups
-         WHERE user_id = v_user AND credits_remaining > 0 AND id > v_lot ORDER BY id LIMIT 1 FOR UPDATE;
-        SET v_done = 0;
-        IF v_lot_rem IS NULL THEN SET v_lot_rem = 0; LEAVE lots; END IF;
-      END IF;
-      SET v_take = LEAST(v_left, v_lot_rem);
-      SET v_lot_rem = v_lot_rem - v_take, v_lot_taken = v_lot_taken + v_take, v_left = v_left - v_take;
-      SET v_cash = v_cash + (v_take + v_mult DIV 2) DIV v_mult;
-    END WHILE;
+    CALL zg_consume_lots(v_user, v_credits, v_cash);
+    SET v_done = 0;
     INSERT INTO usage_log (request_id, user_id, key_id, surface, model, provider, status, end_reason,
            hold_credits, credits, cash_micros, input_tokens, output_tokens, cache_read_tokens,
            cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, units, estimated, upstream_status,
@@ -706,9 +685,6 @@ BEGIN
   CLOSE cur;
   IF v_cur_user <> 0 THEN
     UPDATE users SET balance = balance - v_sum, held = held - v_sum_rel WHERE id = v_cur_user;
-  END IF;
-  IF v_lot_taken > 0 THEN
-    UPDATE topups SET credits_remaining = credits_remaining - v_lot_taken WHERE id = v_lot;
   END IF;
   UPDATE api_keys k JOIN (SELECT key_id, SUM(credits) c, SUM(rel) r FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
            key_id BIGINT UNSIGNED PATH '$[2]', credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]')) j
@@ -724,4 +700,4 @@ END //
 
 DELIMITER ;
 
-INSERT IGNORE INTO schema_version (version) VALUES (3);
+INSERT IGNORE INTO schema_version (version) VALUES (4);

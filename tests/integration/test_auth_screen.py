@@ -6,7 +6,8 @@ high-water marks are still low."""
 import concurrent.futures
 import json
 
-from zgtest import assert_error_shape, auth, eq, fake_clear, fake_requests, new_user, ok, program_pids, request
+from zgtest import (assert_error_shape, auth, eq, fake_clear, fake_requests, new_user, ok, program_pids, request,
+                    sql_int)
 
 
 def hwm_kib(pids):
@@ -60,3 +61,24 @@ def test_unknown_key_with_a_big_body_is_refused_without_reading_it():
     r = request("POST", "/api/v1/messages", headers=dict(auth(key), **{"content-type": "application/json"}),
                 body=b'{"model":"claude-haiku-4-5","max_tokens":5,"messages":[{"role":"user","content":"ok"}]}')
     eq(r.status, 200)
+
+
+def test_key_headers_spelled_with_underscores_are_not_keys():
+    """x_api_key is not x-api-key: lighttpd would hand both to the program under one name, so the
+    configs drop the underscore spellings of the key headers (Apache drops them itself). A key sent
+    only that way is no key (401, unbilled); the dash spelling next to it still counts."""
+    email, key = new_user()
+    body = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    fake_clear()
+    for name in ("x_api_key", "anthropic_api_key"):
+        r = request("POST", "/api/v1/messages", headers={name: key, "anthropic-version": "2023-06-01"}, body=body)
+        eq(r.status, 401, "%s: %s" % (name, r.text[:200]))
+        assert_error_shape(r, "anthropic")
+    r = request("POST", "/api/v1/gemini/v1beta/models/gemini-3-flash-preview:generateContent",
+                headers={"x_goog_api_key": key}, body={"contents": [{"parts": [{"text": "hi"}]}]})
+    eq(r.status, 401, r.text[:200])
+    assert_error_shape(r, "gemini")
+    eq(fake_requests(), [], "nothing forwarded")
+    eq(sql_int("SELECT COUNT(*) FROM usage_log u JOIN users s ON s.id = u.user_id WHERE s.email = '%s'" % email), 0)
+    r = request("POST", "/api/v1/messages", headers=dict(auth(key), x_api_key="ck_" + "B" * 43), body=body)
+    eq(r.status, 200, r.text[:200])

@@ -60,6 +60,16 @@ int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_
         c->first[0] = '\0';
         if (nparams > 0 && params[0].type == ZG_V_STR)
             snprintf(c->first, sizeof c->first, "%.*s", (int)params[0].n, params[0].s);
+        c->np = nparams < 24 ? nparams : 24;
+        for (int i = 0; i < c->np; i++) {
+            const zg_val *v = &params[i];
+            if (v->type == ZG_V_STR)
+                snprintf(c->p[i], sizeof c->p[i], "%.*s", (int)(v->n < 47 ? v->n : 47), v->s);
+            else if (v->type == ZG_V_INT)
+                snprintf(c->p[i], sizeof c->p[i], "%lld", (long long)v->i);
+            else
+                snprintf(c->p[i], sizeof c->p[i], "NULL");
+        }
     }
     fake_answer a = next < nscript ? script[next++] : (fake_answer){0, NULL};
     db->errnum = a.errnum;

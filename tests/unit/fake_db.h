@@ -13,10 +13,13 @@ typedef struct fake_answer {
     const char *row;
 } fake_answer;
 
-/* A statement that was run: its SQL and its first parameter when that is a string. */
+/* A statement that was run: its SQL, its first parameter when that is a string, and every
+ * parameter as text (NULL as "NULL", cut to fit). */
 typedef struct fake_call {
     char sql[128];
     char first[64];
+    char p[24][48];
+    int np;
 } fake_call;
 
 extern fake_call fake_calls[FAKE_MAX];
