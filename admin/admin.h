@@ -7,6 +7,7 @@
 #include "zg_catalog.h"
 #include "zg_config.h"
 #include "zg_db.h"
+#include "zg_keys.h"
 #include "zg_log.h"
 #include "zg_num.h"
 #include <inttypes.h>

@@ -3,13 +3,10 @@
 
 /* ============================================================================ keys */
 
-static const char SQL_KEY_ADD[] =
-    "INSERT INTO api_keys (user_id, key_hash, prefix, name, spend_limit) VALUES (?, ?, ?, ?, ?)";
-
 int cmd_key_create(app *a, const args *g)
 {
     const char *email = g->pos[0], *name = opt(g, "name"), *lim = opt(g, "limit-usd");
-    if (name && !valid_text(name, 100))
+    if (name && !valid_text(name, ZG_KEY_NAME_MAX))
         return bad_usage(g, "bad --name (1 to 100 bytes, no control characters)");
     int64_t limit = -1;
     if (lim && !parse_usd(lim, &limit))
@@ -20,34 +17,20 @@ int cmd_key_create(app *a, const args *g)
     int rc = find_user(a, g, email, &uid);
     if (rc != RC_OK)
         return rc;
-    char key[ZG_KEY_LEN + 1], prefix[ZG_KEY_PREFIX_LEN + 1], hash[65];
-    rc = RC_FAIL;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        if (zg_auth_generate(key, prefix) != 0) {
-            fail(g, "the random number generator failed");
-            break;
-        }
-        zg_auth_hash(key, strlen(key), hash);
-        zg_val p[] = {ZG_INT(uid), ZG_STR(hash), ZG_STR(prefix), ZG_STR(name ? name : ""),
-                      limit >= 0 ? ZG_INT(limit) : ZG_NULLV};
-        if (query(a, SQL_KEY_ADD, p, 5, NULL, NULL) == 0) {
-            rc = RC_OK;
-            break;
-        }
-        if (zg_db_errno(a->db) != 1062) { /* a prefix (or hash) collision: draw again */
-            db_fail(a, g, "storing the key");
-            break;
-        }
-    }
+    char key[ZG_KEY_LEN + 1], prefix[ZG_KEY_PREFIX_LEN + 1];
+    int64_t id = 0;
+    int k = zg_keys_create(a->db, uid, name ? name : "", limit, key, prefix, &id);
+    rc = k == 0 ? RC_OK : RC_FAIL;
+    if (k == -1)
+        db_fail(a, g, "storing the key");
+    else if (k == -2)
+        fail(g, "could not draw an unused key (the random number generator failed or every prefix drawn was taken)");
     if (rc == RC_OK) {
         printf("%s\n", key);
         fflush(stdout);
         fprintf(stderr, "key %s\xe2\x80\xa6 created for %s (shown once; store it now)\n", prefix, email);
-    } else if (zg_db_errno(a->db) == 1062) {
-        fail(g, "could not draw an unused key prefix");
     }
     OPENSSL_cleanse(key, sizeof key);
-    OPENSSL_cleanse(hash, sizeof hash);
     return rc;
 }
 
@@ -88,9 +71,6 @@ int cmd_key_list(app *a, const args *g)
     return RC_OK;
 }
 
-static const char SQL_KEY_REVOKE[] =
-    "UPDATE api_keys SET status = 'revoked', revoked_at = NOW(3) WHERE id = ? AND status = 'active'";
-
 int cmd_key_revoke(app *a, const args *g)
 {
     const char *prefix = g->pos[0];
@@ -103,9 +83,8 @@ int cmd_key_revoke(app *a, const args *g)
     rc = find_key(a, g, prefix, &k);
     if (rc != RC_OK)
         return rc;
-    zg_val p[] = {ZG_INT(rs_i64(&k, 0, 0))};
-    int64_t n = 0;
-    if (query(a, SQL_KEY_REVOKE, p, 1, NULL, &n) != 0)
+    int n = zg_keys_revoke(a->db, rs_i64(&k, 0, 0), 0);
+    if (n < 0)
         rc = db_fail(a, g, "revoking the key");
     else if (n == 0)
         rc = fail(g, "key %s is already revoked (since %s)", prefix,
@@ -115,8 +94,6 @@ int cmd_key_revoke(app *a, const args *g)
     rs_free(&k);
     return rc;
 }
-
-static const char SQL_KEY_LIMIT[] = "UPDATE api_keys SET spend_limit = ? WHERE id = ?";
 
 int cmd_key_limit(app *a, const args *g)
 {
@@ -133,8 +110,7 @@ int cmd_key_limit(app *a, const args *g)
     rc = find_key(a, g, prefix, &k);
     if (rc != RC_OK)
         return rc;
-    zg_val p[] = {limit >= 0 ? ZG_INT(limit) : ZG_NULLV, ZG_INT(rs_i64(&k, 0, 0))};
-    if (query(a, SQL_KEY_LIMIT, p, 2, NULL, NULL) != 0) {
+    if (zg_keys_set_limit(a->db, rs_i64(&k, 0, 0), 0, limit) < 0) {
         rs_free(&k);
         return db_fail(a, g, "setting the limit");
     }

@@ -116,28 +116,37 @@ void zg_auth_hash(const char *key, size_t len, char hex[65])
     hex[64] = '\0';
 }
 
-int zg_auth_generate(char key[ZG_KEY_LEN + 1], char prefix[ZG_KEY_PREFIX_LEN + 1])
+int zg_auth_token(const char *tag, char *out, size_t cap)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = strlen(tag);
+    if (o > 8 || cap < o + ZG_TOKEN_CHARS + 1)
+        return -1;
     unsigned char rnd[ZG_KEY_RANDOM_BYTES + 1];
     if (RAND_bytes(rnd, ZG_KEY_RANDOM_BYTES) != 1)
         return -1;
     rnd[ZG_KEY_RANDOM_BYTES] = 0;
-    memcpy(key, "ck_", 3);
-    size_t o = 3;
+    memcpy(out, tag, o);
     /* 32 bytes -> 43 base64url characters (10 full groups + 2 bytes) */
     for (size_t i = 0; i < ZG_KEY_RANDOM_BYTES; i += 3) {
         unsigned v = (unsigned)rnd[i] << 16 | (unsigned)(i + 1 < ZG_KEY_RANDOM_BYTES ? rnd[i + 1] : 0) << 8 |
                      (unsigned)(i + 2 < ZG_KEY_RANDOM_BYTES ? rnd[i + 2] : 0);
         size_t chars = i + 3 <= ZG_KEY_RANDOM_BYTES ? 4 : (ZG_KEY_RANDOM_BYTES - i) + 1;
         for (size_t j = 0; j < chars; j++)
-            key[o++] = b64[(v >> (18 - 6 * j)) & 63];
+            out[o++] = b64[(v >> (18 - 6 * j)) & 63];
     }
-    key[o] = '\0';
+    out[o] = '\0';
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    return 0;
+}
+
+int zg_auth_generate(char key[ZG_KEY_LEN + 1], char prefix[ZG_KEY_PREFIX_LEN + 1])
+{
+    if (zg_auth_token("ck_", key, ZG_KEY_LEN + 1) != 0 || strlen(key) != ZG_KEY_LEN)
+        return -1;
     memcpy(prefix, key, ZG_KEY_PREFIX_LEN);
     prefix[ZG_KEY_PREFIX_LEN] = '\0';
-    OPENSSL_cleanse(rnd, sizeof rnd);
-    return o == ZG_KEY_LEN ? 0 : -1;
+    return 0;
 }
 
 int zg_auth_key_hash(zg_req *r, char hex[65])

@@ -41,6 +41,10 @@ zg_keysrc zg_auth_from_req(const zg_req *r, char *qbuf, size_t qbuflen, const ch
 bool zg_auth_key_wellformed(const char *key, size_t len);
 /* SHA-256 of the key as 64 lower-case hex digits (+ NUL). */
 void zg_auth_hash(const char *key, size_t len, char hex[65]);
+#define ZG_TOKEN_CHARS 43          /* base64url of ZG_KEY_RANDOM_BYTES, no padding */
+/* A new secret token from OpenSSL's RNG: tag (at most 8 bytes, e.g. "ck_") + ZG_TOKEN_CHARS
+ * base64url characters, into out[cap] (cap >= strlen(tag) + ZG_TOKEN_CHARS + 1). 0 or -1. */
+int zg_auth_token(const char *tag, char *out, size_t cap);
 /* Make a new key from OpenSSL's RNG into key[ZG_KEY_LEN + 1] and its display prefix into
  * prefix[ZG_KEY_PREFIX_LEN + 1]. 0 or -1 if the RNG failed. */
 int zg_auth_generate(char key[ZG_KEY_LEN + 1], char prefix[ZG_KEY_PREFIX_LEN + 1]);

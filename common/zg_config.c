@@ -348,6 +348,11 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->lease_idle_ms = 2000;
     s->flush_ms = 2;
     s->rl_messages = 1000;
+    s->signup = ZG_SIGNUP_OPEN;
+    s->session_idle_s = 7 * 86400;
+    s->session_max_s = 30 * 86400;
+    s->login_max_failures = 10;
+    s->login_window_s = 900;
     s->rl_codex = 1000;
     s->rl_images = 500;
     s->rl_count_tokens = 10000;
@@ -400,6 +405,26 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("limits", "codex_per_hour", 1, 100000000, s->rl_codex);
     GET_INT("limits", "images_per_hour", 1, 100000000, s->rl_images);
     GET_INT("limits", "count_tokens_per_hour", 1, 100000000, s->rl_count_tokens);
+    const char *su = zg_config_get(c, "portal", "signup", "open");
+    if (strcmp(su, "open") == 0) {
+        s->signup = ZG_SIGNUP_OPEN;
+    } else if (strcmp(su, "invite") == 0) {
+        s->signup = ZG_SIGNUP_INVITE;
+    } else if (strcmp(su, "closed") == 0) {
+        s->signup = ZG_SIGNUP_CLOSED;
+    } else {
+        snprintf(err, errlen, "[portal] signup: expected open, invite or closed, got '%.40s'", su);
+        return -1;
+    }
+    int idle_days = s->session_idle_s / 86400, max_days = s->session_max_s / 86400;
+    int window_min = s->login_window_s / 60;
+    GET_INT("portal", "session_idle_days", 1, 365, idle_days);
+    GET_INT("portal", "session_max_days", 1, 3650, max_days);
+    GET_INT("portal", "login_max_failures", 1, 1000, s->login_max_failures);
+    GET_INT("portal", "login_window_minutes", 1, 1440, window_min);
+    s->session_idle_s = idle_days * 86400;
+    s->session_max_s = max_days * 86400;
+    s->login_window_s = window_min * 60;
 
     for (int i = 0; i < ZG_PROV_COUNT; i++) {
         char sec[48];

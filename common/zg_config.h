@@ -56,7 +56,15 @@ typedef struct zg_settings {
     /* [limits] requests per hour */
     int rl_messages, rl_codex, rl_images, rl_count_tokens;
     zg_provider_conf prov[ZG_PROV_COUNT];
+    /* [portal] */
+    int signup;                   /* ZG_SIGNUP_OPEN, _INVITE or _CLOSED */
+    int session_idle_s;           /* a session unused this long ends */
+    int session_max_s;            /* a session ends this long after sign-in whatever its use */
+    int login_max_failures;       /* failed sign-ins per account and per address within login_window_s */
+    int login_window_s;
 } zg_settings;
+
+enum { ZG_SIGNUP_OPEN = 0, ZG_SIGNUP_INVITE, ZG_SIGNUP_CLOSED };
 
 /* Parsed INI text: "[section]" headers, "key = value" lines, '#' or ';' comments. Opaque. */
 typedef struct zg_config zg_config;

@@ -1,0 +1,81 @@
+#include "zg_keys.h"
+#include <openssl/crypto.h>
+#include <string.h>
+
+static const char SQL_KEY_ADD[] =
+    "INSERT INTO api_keys (user_id, key_hash, prefix, name, spend_limit) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_KEY_ID[] = "SELECT id FROM api_keys WHERE key_hash = ?";
+
+int zg_keys_create(zg_db *db, int64_t user_id, const char *name, int64_t limit, char key[ZG_KEY_LEN + 1],
+                   char prefix[ZG_KEY_PREFIX_LEN + 1], int64_t *id)
+{
+    char hash[65];
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (zg_auth_generate(key, prefix) != 0)
+            return -2;
+        zg_auth_hash(key, strlen(key), hash);
+        zg_val p[] = {ZG_INT(user_id), ZG_STR(hash), ZG_STR(prefix), ZG_STR(name ? name : ""),
+                      limit >= 0 ? ZG_INT(limit) : ZG_NULLV};
+        if (zg_db_run(db, SQL_KEY_ADD, p, 5, NULL, NULL, NULL) == 0) {
+            int64_t v[1] = {0};
+            zg_val q[] = {ZG_STR(hash)};
+            int rc = zg_db_run(db, SQL_KEY_ID, q, 1, zg_db_row_ints, &(zg_ints){v, 1}, NULL);
+            OPENSSL_cleanse(hash, sizeof hash);
+            *id = v[0];
+            return rc == 0 ? 0 : -1;
+        }
+        if (zg_db_errno(db) != 1062) /* a prefix (or hash) collision: draw again */
+            break;
+    }
+    OPENSSL_cleanse(hash, sizeof hash);
+    OPENSSL_cleanse(key, ZG_KEY_LEN + 1);
+    return zg_db_errno(db) == 1062 ? -2 : -1;
+}
+
+static const char SQL_KEY_REVOKE[] = "UPDATE api_keys SET status = 'revoked', revoked_at = NOW(3)"
+                                     " WHERE id = ? AND (? = 0 OR user_id = ?) AND status = 'active'";
+
+int zg_keys_revoke(zg_db *db, int64_t id, int64_t user_id)
+{
+    zg_val p[] = {ZG_INT(id), ZG_INT(user_id), ZG_INT(user_id)};
+    int64_t n = 0;
+    if (zg_db_run(db, SQL_KEY_REVOKE, p, 3, NULL, NULL, &n) != 0)
+        return -1;
+    return n > 0 ? 1 : 0;
+}
+
+static const char SQL_KEY_EXISTS[] = "SELECT COUNT(*) FROM api_keys WHERE id = ? AND (? = 0 OR user_id = ?)";
+
+/* After an UPDATE that changed n rows: 1 when the key exists (changed, or already so), 0 when not. */
+static int found(zg_db *db, int64_t n, int64_t id, int64_t user_id)
+{
+    if (n > 0)
+        return 1;
+    int64_t v[1] = {0};
+    zg_val p[] = {ZG_INT(id), ZG_INT(user_id), ZG_INT(user_id)};
+    if (zg_db_run(db, SQL_KEY_EXISTS, p, 3, zg_db_row_ints, &(zg_ints){v, 1}, NULL) != 0)
+        return -1;
+    return v[0] > 0 ? 1 : 0;
+}
+
+static const char SQL_KEY_LIMIT[] = "UPDATE api_keys SET spend_limit = ? WHERE id = ? AND (? = 0 OR user_id = ?)";
+
+int zg_keys_set_limit(zg_db *db, int64_t id, int64_t user_id, int64_t limit)
+{
+    zg_val p[] = {limit >= 0 ? ZG_INT(limit) : ZG_NULLV, ZG_INT(id), ZG_INT(user_id), ZG_INT(user_id)};
+    int64_t n = 0;
+    if (zg_db_run(db, SQL_KEY_LIMIT, p, 4, NULL, NULL, &n) != 0)
+        return -1;
+    return found(db, n, id, user_id);
+}
+
+static const char SQL_KEY_RENAME[] = "UPDATE api_keys SET name = ? WHERE id = ? AND user_id = ?";
+
+int zg_keys_rename(zg_db *db, int64_t id, int64_t user_id, const char *name)
+{
+    zg_val p[] = {ZG_STR(name), ZG_INT(id), ZG_INT(user_id)};
+    int64_t n = 0;
+    if (zg_db_run(db, SQL_KEY_RENAME, p, 3, NULL, NULL, &n) != 0)
+        return -1;
+    return found(db, n, id, user_id);
+}

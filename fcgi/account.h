@@ -1,0 +1,28 @@
+/* account: the customer portal's API (/api/v1/account/...). account.c is the route table;
+ * account_auth.c signs customers up, in and out and changes passwords; account_keys.c shows the
+ * account and manages its keys. */
+#ifndef ACCOUNT_H
+#define ACCOUNT_H
+#include "zg_db.h"
+#include "zg_portal.h"
+#include "zg_req.h"
+#include "zg_session.h"
+
+int account_signup(zg_req *r);
+int account_login(zg_req *r);
+int account_logout(zg_req *r);
+int account_password(zg_req *r);
+int account_reset(zg_req *r);
+int account_show(zg_req *r);
+int account_keys_list(zg_req *r);
+int account_keys_create(zg_req *r);
+int account_keys_update(zg_req *r);
+int account_keys_revoke(zg_req *r);
+
+/* The account of user_id as the portal shows it: email, plan, credits, held, lots. NULL on a
+ * database error. */
+json_object *account_summary(zg_db *db, int64_t user_id);
+/* A DATETIME(3) value ("YYYY-MM-DD HH:MM:SS.fff", UTC) as ISO 8601 JSON ("…T…Z"), or null. */
+json_object *account_time(const char *v);
+
+#endif

@@ -1,0 +1,2 @@
+import { initNav } from "./nav.js";
+initNav();
