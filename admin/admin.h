@@ -156,6 +156,8 @@ int cmd_db_migrate(app *a, const args *g);
 int cmd_db_status(app *a, const args *g);
 int cmd_user_add(app *a, const args *g);
 int cmd_user_list(app *a, const args *g);
+int cmd_user_reset_password(app *a, const args *g);
+int cmd_invite_create(app *a, const args *g);
 int cmd_topup(app *a, const args *g);
 int cmd_balance(app *a, const args *g);
 int cmd_usage(app *a, const args *g);

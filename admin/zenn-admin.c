@@ -29,6 +29,15 @@ static const verb VERBS[] = {
      "Exits 1 when the schema is not installed.\n"},
     {"user", "add", cmd_user_add, 1, 1, "", "EMAIL", "Add a user",
      "EMAIL: printable ASCII, at most 254 bytes, one '@'. A duplicate exits 1.\n"},
+    {"user", "reset-password", cmd_user_reset_password, 1, 1, "", "EMAIL",
+     "Print a one-time link (1 hour) to choose a new password",
+     "Prints <[portal] url>/reset?token=... for a customer who forgot their password; opening it\n"
+     "lets them set a new one, which signs them in and ends their other sessions. Only the token's\n"
+     "SHA-256 is stored.\n"},
+    {"invite", "create", cmd_invite_create, 0, 0, "note= days=", "[--note TEXT] [--days N]",
+     "Make an invitation code for sign-up ([portal] signup = invite)",
+     "Prints the code alone on stdout (shown once; only its SHA-256 is stored). It signs up one\n"
+     "account within N days (default 14).\n"},
     {"user", "list", cmd_user_list, 0, 0, "json", "[--json]", "List users with plan, credits and keys",
      "--json  a JSON array of {id, email, status, plan, credits, held, active_keys, created_at}\n"},
     {"topup", NULL, cmd_topup, 3, 3, "ref=", "EMAIL PLAN USD [--ref REF]", "Grant a top-up lot of credits",

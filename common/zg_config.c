@@ -422,6 +422,8 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("portal", "session_max_days", 1, 3650, max_days);
     GET_INT("portal", "login_max_failures", 1, 1000, s->login_max_failures);
     GET_INT("portal", "login_window_minutes", 1, 1440, window_min);
+    if (get_str(c, "portal", "url", s->portal_url, sizeof s->portal_url, err, errlen))
+        return -1;
     s->session_idle_s = idle_days * 86400;
     s->session_max_s = max_days * 86400;
     s->login_window_s = window_min * 60;

@@ -62,6 +62,7 @@ typedef struct zg_settings {
     int session_max_s;            /* a session ends this long after sign-in whatever its use */
     int login_max_failures;       /* failed sign-ins per account and per address within login_window_s */
     int login_window_s;
+    char portal_url[256];         /* the portal's public address, for links (e.g. password resets) */
 } zg_settings;
 
 enum { ZG_SIGNUP_OPEN = 0, ZG_SIGNUP_INVITE, ZG_SIGNUP_CLOSED };

@@ -91,12 +91,50 @@ static const char SQL_SESSION_GET[] =
     " AND u.status = 'active'";
 static const char SQL_SESSION_SEEN[] = "UPDATE sessions SET seen_at = NOW(3) WHERE token_hash = ?";
 
+/* Look up the session whose token hash is in who->token_hash: 1 found (*who filled, marked seen
+ * when stale), 0 none, -1 database error. */
+static int lookup(zg_req *r, zg_account *who)
+{
+    struct found f = {0};
+    zg_val p[] = {ZG_STR(who->token_hash), ZG_INT(r->cfg->session_idle_s)};
+    if (zg_db_run(r->db, SQL_SESSION_GET, p, 2, take, &f, NULL) != 0)
+        return -1;
+    if (!f.hit)
+        return 0;
+    if (f.stale) {
+        zg_val s[] = {ZG_STR(who->token_hash)};
+        if (zg_db_run(r->db, SQL_SESSION_SEEN, s, 1, NULL, NULL, NULL) != 0)
+            zg_warn("session: could not mark a session seen: %s", zg_db_error(r->db));
+    }
+    who->user_id = f.user_id;
+    memcpy(who->email, f.email, sizeof who->email);
+    return 1;
+}
+
+/* The hash of r's session token into who->token_hash; -1 when r has no session cookie. */
+static int cookie_hash(const zg_req *r, zg_account *who)
+{
+    char token[128];
+    const char *cookie = zg_req_header(r, "cookie");
+    if (!cookie || zg_session_cookie_token(cookie, token, sizeof token) != 0)
+        return -1;
+    zg_auth_hash(token, strlen(token), who->token_hash);
+    OPENSSL_cleanse(token, sizeof token);
+    return 0;
+}
+
+int zg_session_peek(zg_req *r, zg_account *who)
+{
+    memset(who, 0, sizeof *who);
+    if (cookie_hash(r, who) != 0)
+        return 0;
+    return lookup(r, who);
+}
+
 int zg_session_require(zg_req *r, zg_account *who)
 {
     memset(who, 0, sizeof *who);
-    char token[128];
-    const char *cookie = zg_req_header(r, "cookie");
-    if (!cookie || zg_session_cookie_token(cookie, token, sizeof token) != 0) {
+    if (cookie_hash(r, who) != 0) {
         char q[8];
         const char *k;
         size_t kl;
@@ -106,36 +144,26 @@ int zg_session_require(zg_req *r, zg_account *who)
                    -1;
         return zg_portal_fail(r, 401, "authentication_error", NULL, "not signed in; sign in at /login"), -1;
     }
-    zg_auth_hash(token, strlen(token), who->token_hash);
-    OPENSSL_cleanse(token, sizeof token);
     const char *m = r->method;
     bool changes = strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
     if (changes && !zg_portal_same_origin(r))
         return zg_portal_fail(r, 403, "permission_error", NULL,
                               "this request did not come from the portal's own pages (Origin)"),
                -1;
-    struct found f = {0};
-    zg_val p[] = {ZG_STR(who->token_hash), ZG_INT(r->cfg->session_idle_s)};
-    if (zg_db_run(r->db, SQL_SESSION_GET, p, 2, take, &f, NULL) != 0)
+    int rc = lookup(r, who);
+    if (rc < 0)
         return zg_portal_unavailable(r), -1;
-    if (!f.hit) {
+    if (rc == 0) {
         set_cookie(r, "", 0);
         return zg_portal_fail(r, 401, "authentication_error", NULL, "your session has ended; sign in again at /login"),
                -1;
     }
-    if (f.stale) {
-        zg_val s[] = {ZG_STR(who->token_hash)};
-        if (zg_db_run(r->db, SQL_SESSION_SEEN, s, 1, NULL, NULL, NULL) != 0)
-            zg_warn("session: could not mark a session seen: %s", zg_db_error(r->db));
-    }
-    who->user_id = f.user_id;
-    memcpy(who->email, f.email, sizeof who->email);
     return 0;
 }
 
 static const char SQL_SESSION_END[] = "DELETE FROM sessions WHERE token_hash = ?";
 
-void zg_session_end(zg_req *r)
+void zg_session_end(zg_req *r, bool clear)
 {
     char token[128], hash[65];
     const char *cookie = zg_req_header(r, "cookie");
@@ -146,7 +174,8 @@ void zg_session_end(zg_req *r)
             zg_warn("session: could not end a session: %s", zg_db_error(r->db));
         OPENSSL_cleanse(token, sizeof token);
     }
-    set_cookie(r, "", 0);
+    if (clear)
+        set_cookie(r, "", 0);
 }
 
 static const char SQL_SESSION_END_ALL[] = "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?";

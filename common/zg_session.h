@@ -23,8 +23,11 @@ int zg_session_start(zg_req *r, int64_t user_id);
  * state-changing request from another origin: zg_portal_same_origin), 503 (database). A session
  * seen more than a minute ago is marked seen now (idle expiry counts from there). */
 int zg_session_require(zg_req *r, zg_account *who);
-/* End r's session (if any) and clear the cookie on r. */
-void zg_session_end(zg_req *r);
+/* End r's session (if any); with clear, also clear the cookie on r. */
+void zg_session_end(zg_req *r, bool clear);
+/* The customer whose session cookie r carries, without answering: 1 signed in (*who filled), 0
+ * not signed in (no cookie, or an ended or expired session), -1 database error. */
+int zg_session_peek(zg_req *r, zg_account *who);
 /* End every session of user_id except the one whose hash is keep (NULL: all). 0 or -1. */
 int zg_session_end_all(zg_req *r, int64_t user_id, const char *keep);
 /* The session token from a Cookie header value into out[cap]: 0, or -1 when there is none. */

@@ -11,6 +11,7 @@ static const zg_route routes[] = {
     {"POST", "/api/v1/account/password", account_password, -1},
     {"POST", "/api/v1/account/reset", account_reset, -1},
     {"GET", "/api/v1/account", account_show, -1},
+    {"GET", "/api/v1/account/session", account_session, -1},
     {"GET", "/api/v1/account/keys", account_keys_list, -1},
     {"POST", "/api/v1/account/keys", account_keys_create, -1},
     {"PATCH", "/api/v1/account/keys/*", account_keys_update, -1},

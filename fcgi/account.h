@@ -14,6 +14,7 @@ int account_logout(zg_req *r);
 int account_password(zg_req *r);
 int account_reset(zg_req *r);
 int account_show(zg_req *r);
+int account_session(zg_req *r);
 int account_keys_list(zg_req *r);
 int account_keys_create(zg_req *r);
 int account_keys_update(zg_req *r);

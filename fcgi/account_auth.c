@@ -249,7 +249,7 @@ int account_login(zg_req *r)
         goto out;
     }
     zg_db_run(r->db, SQL_FAILED_CLEAR, p, 1, NULL, NULL, NULL);
-    zg_session_end(r); /* a session the browser already had is not carried over */
+    zg_session_end(r, false); /* a session the browser already had is not carried over */
     rc = signed_in(r, 200, u.id);
 out:
     OPENSSL_cleanse(&u, sizeof u);
@@ -261,7 +261,7 @@ int account_logout(zg_req *r)
 {
     if (foreign_page(r))
         return refuse_foreign(r);
-    zg_session_end(r);
+    zg_session_end(r, true);
     return zg_portal_reply(r, 204, NULL);
 }
 

@@ -108,6 +108,25 @@ int account_show(zg_req *r)
     return o ? zg_portal_reply(r, 200, o) : zg_portal_unavailable(r);
 }
 
+int account_session(zg_req *r)
+{
+    zg_account who;
+    int rc = zg_session_peek(r, &who);
+    if (rc < 0)
+        return zg_portal_unavailable(r);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "signed_in", json_object_new_boolean(rc == 1));
+    if (rc == 1) {
+        json_object *a = account_summary(r->db, who.user_id);
+        if (!a) {
+            json_object_put(o);
+            return zg_portal_unavailable(r);
+        }
+        json_object_object_add(o, "account", a);
+    }
+    return zg_portal_reply(r, 200, o);
+}
+
 /* ---- keys -------------------------------------------------------------------------------------- */
 
 static json_object *key_json(char **v)

@@ -1,4 +1,4 @@
--- zenn-gateway schema, version 5: the whole current schema, applied to a new database by
+-- zenn-gateway schema, version 6: the whole current schema, applied to a new database by
 -- `zenn-admin db migrate` (which splits on DELIMITER lines like the mariadb client does), or by
 -- hand: mariadb zenn < sql/schema.sql. A database made by an older version is brought here by the
 -- migrations (sql/migrate-N-*.sql, deltas); tests/integration/test_schema.py checks that both roads
@@ -433,27 +433,51 @@ proc: BEGIN
   SELECT 0 AS code, LAST_INSERT_ID() AS topup_id, v_grant AS credits, v_bal + v_grant AS balance;
 END //
 
--- Consume p_credits from a user's lots, oldest first (inside the caller's transaction). p_cash gets
--- the money consumed: per lot, credits taken / its multiplier, rounded half up. Credits beyond the
--- lots (an overdraft) consume nothing.
-CREATE OR REPLACE PROCEDURE zg_consume_lots(IN p_user BIGINT UNSIGNED, IN p_credits BIGINT, OUT p_cash BIGINT)
+-- The lot walk, the one place that consumes lots: take p_credits from p_user's lots, oldest first,
+-- carrying the current lot between calls in (p_lot, p_rem, p_mult, p_taken) so that a batch of
+-- settlements touches each lot row once. Credits taken from the current lot are written (zg_lot_put)
+-- when the walk moves past it, and by the caller when it is done. Start a user's walk with p_lot = 0,
+-- p_rem = 0, p_taken = 0. p_cash: the money consumed in micro-dollars (each lot piece's credits
+-- divided by its multiplier, rounded). Credits beyond the last lot are taken from no lot (overdraft).
+CREATE OR REPLACE PROCEDURE zg_lot_walk(IN p_user BIGINT UNSIGNED, IN p_credits BIGINT, INOUT p_lot BIGINT UNSIGNED,
+                                       INOUT p_rem BIGINT, INOUT p_mult INT, INOUT p_taken BIGINT, OUT p_cash BIGINT)
 BEGIN
   DECLARE v_left BIGINT DEFAULT p_credits;
-  DECLARE v_lot BIGINT UNSIGNED DEFAULT 0;
-  DECLARE v_rem BIGINT;
-  DECLARE v_mult INT;
   DECLARE v_take BIGINT;
+  DECLARE v_found INT DEFAULT 1;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_found = 0;
   SET p_cash = 0;
   lots: WHILE v_left > 0 DO
-    SET v_rem = NULL;
-    SELECT id, credits_remaining, multiplier INTO v_lot, v_rem, v_mult FROM topups
-     WHERE user_id = p_user AND credits_remaining > 0 AND id > v_lot ORDER BY id LIMIT 1 FOR UPDATE;
-    IF v_rem IS NULL THEN LEAVE lots; END IF;
-    SET v_take = LEAST(v_left, v_rem);
-    UPDATE topups SET credits_remaining = credits_remaining - v_take WHERE id = v_lot;
-    SET p_cash = p_cash + (v_take + v_mult DIV 2) DIV v_mult;
-    SET v_left = v_left - v_take;
+    IF p_rem <= 0 THEN
+      CALL zg_lot_put(p_lot, p_taken);
+      SET p_taken = 0, p_rem = 0, v_found = 1;
+      SELECT id, credits_remaining, multiplier INTO p_lot, p_rem, p_mult FROM topups
+       WHERE user_id = p_user AND credits_remaining > 0 AND id > p_lot ORDER BY id LIMIT 1 FOR UPDATE;
+      IF v_found = 0 THEN SET p_rem = 0; LEAVE lots; END IF;
+    END IF;
+    SET v_take = LEAST(v_left, p_rem);
+    SET p_rem = p_rem - v_take, p_taken = p_taken + v_take, v_left = v_left - v_take;
+    SET p_cash = p_cash + (v_take + p_mult DIV 2) DIV p_mult;
   END WHILE;
+END //
+
+-- Write what a lot walk took from lot p_lot.
+CREATE OR REPLACE PROCEDURE zg_lot_put(IN p_lot BIGINT UNSIGNED, IN p_taken BIGINT)
+BEGIN
+  IF p_taken > 0 THEN
+    UPDATE topups SET credits_remaining = credits_remaining - p_taken WHERE id = p_lot;
+  END IF;
+END //
+
+-- Consume p_credits of p_user's lots in one walk (zg_lot_walk); p_cash as there.
+CREATE OR REPLACE PROCEDURE zg_consume_lots(IN p_user BIGINT UNSIGNED, IN p_credits BIGINT, OUT p_cash BIGINT)
+BEGIN
+  DECLARE v_lot BIGINT UNSIGNED DEFAULT 0;
+  DECLARE v_rem BIGINT DEFAULT 0;
+  DECLARE v_mult INT DEFAULT 1;
+  DECLARE v_taken BIGINT DEFAULT 0;
+  CALL zg_lot_walk(p_user, p_credits, v_lot, v_rem, v_mult, v_taken, p_cash);
+  CALL zg_lot_put(v_lot, v_taken);
 END //
 
 -- Ask every process to give back the unused rate-limit slices of (p_user, p_group). p_recalled: 1
@@ -670,7 +694,8 @@ END //
 -- end_reason, credits, released, input, output, cache_read, cache_write_5m, cache_write_1h,
 -- reasoning, units, estimated, upstream_status, ttfb_ms, duration_ms]; "released" is the part of
 -- the credits that came out of p_owner's lease on (key_id, group). Each row's lots are consumed by
--- zg_consume_lots, as in every other settlement. A request id already written fails the whole
+-- the one lot walk (zg_lot_walk), carried from row to row of a user so each lot row is written
+-- once. A request id already written fails the whole
 -- batch (duplicate key) so the caller can fall back to zg_settle_direct per row.
 -- One row: the number of rows written.
 CREATE OR REPLACE PROCEDURE zg_flush(IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_rows LONGTEXT)
@@ -688,6 +713,9 @@ BEGIN
   DECLARE v_reason VARCHAR(24) CHARACTER SET ascii;
   DECLARE v_hold, v_credits, v_rel, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_cash BIGINT;
   DECLARE v_sum, v_sum_rel BIGINT DEFAULT 0;
+  DECLARE v_lot BIGINT UNSIGNED DEFAULT 0;
+  DECLARE v_lot_rem, v_lot_taken BIGINT DEFAULT 0;
+  DECLARE v_mult INT DEFAULT 1;
   DECLARE v_lock BIGINT UNSIGNED;
   DECLARE v_units, v_est, v_ups, v_ttfb, v_dur INT;
   DECLARE cur CURSOR FOR
@@ -716,12 +744,13 @@ BEGIN
     IF v_user <> v_cur_user THEN
       IF v_cur_user <> 0 THEN
         UPDATE users SET balance = balance - v_sum, held = held - v_sum_rel WHERE id = v_cur_user;
+        CALL zg_lot_put(v_lot, v_lot_taken);
       END IF;
-      SET v_cur_user = v_user, v_sum = 0, v_sum_rel = 0;
+      SET v_cur_user = v_user, v_sum = 0, v_sum_rel = 0, v_lot = 0, v_lot_rem = 0, v_lot_taken = 0;
       SELECT id INTO v_lock FROM users WHERE id = v_user FOR UPDATE;
     END IF;
     SET v_sum = v_sum + v_credits, v_sum_rel = v_sum_rel + v_rel;
-    CALL zg_consume_lots(v_user, v_credits, v_cash);
+    CALL zg_lot_walk(v_user, v_credits, v_lot, v_lot_rem, v_mult, v_lot_taken, v_cash);
     SET v_done = 0;
     INSERT INTO usage_log (request_id, user_id, key_id, surface, model, provider, status, end_reason,
            hold_credits, credits, cash_micros, input_tokens, output_tokens, cache_read_tokens,
@@ -734,6 +763,7 @@ BEGIN
   CLOSE cur;
   IF v_cur_user <> 0 THEN
     UPDATE users SET balance = balance - v_sum, held = held - v_sum_rel WHERE id = v_cur_user;
+    CALL zg_lot_put(v_lot, v_lot_taken);
   END IF;
   UPDATE api_keys k JOIN (SELECT key_id, SUM(credits) c, SUM(rel) r FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
            key_id BIGINT UNSIGNED PATH '$[2]', credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]')) j
@@ -749,4 +779,4 @@ END //
 
 DELIMITER ;
 
-INSERT IGNORE INTO schema_version (version) VALUES (5);
+INSERT IGNORE INTO schema_version (version) VALUES (6);

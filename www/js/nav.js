@@ -1,13 +1,10 @@
 // The header every page shares: marks the current page, shows who is signed in, signs out.
 import { api } from "./api.js";
 
+// The signed-in account, or null (the session call answers 200 either way).
 export async function session() {
-  try {
-    return await api("GET", "/api/v1/account");
-  } catch (e) {
-    if (e.status === 401) return null;
-    throw e;
-  }
+  const s = await api("GET", "/api/v1/account/session");
+  return s.signed_in ? s.account : null;
 }
 
 // The header's markup: one place for every page.
