@@ -14,6 +14,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -67,7 +68,8 @@ def console_errors():
 
 
 def wait(cond, timeout=10):
-    return WebDriverWait(browser(), timeout).until(cond)
+    # the pages re-render their tables: an element found a moment ago may be replaced
+    return WebDriverWait(browser(), timeout, ignored_exceptions=(StaleElementReferenceException,)).until(cond)
 
 
 def visible(css):
