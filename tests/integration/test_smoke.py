@@ -45,5 +45,11 @@ def test_unknown_api_path_is_404():
 
 
 def test_outside_api_is_404():
-    r = request("GET", "/index.html")
-    eq(r.status, 404, "GET /index.html")
+    """Outside /api/ the web server serves the portal's pages; a path that is none of them is a
+    readable HTML 404, never a program's JSON."""
+    eq(request("GET", "/index.html").status, 200, "the portal's home page")
+    for path in ("/no-such-page", "/errors/nothing.html", "/js/nothing.js"):
+        r = request("GET", path)
+        eq(r.status, 404, "GET %s" % path)
+        ok(r.headers.get("content-type", "").startswith("text/html"), "%s: an HTML page, not %r" %
+           (path, r.headers.get("content-type")))
