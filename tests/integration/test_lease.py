@@ -296,6 +296,31 @@ def test_key_limit_change_takes_effect_within_a_second():
     ledger(email, served + len(streams))
 
 
+def test_lots_are_consumed_oldest_first_across_a_batch():
+    """Both modes (in lease mode the settlements arrive in zg_flush batches, several rows of one user
+    in one transaction): the lots are walked oldest first, the first lot is emptied before the next
+    is touched, what the lots lost equals what the usage rows billed, and each row's cash is its
+    credits at the multiplier of the lot pieces that paid for it."""
+    email = new_user(plan="max", usd="1")[0]  # lot 1: 4,000,000 credits at 4x
+    admin("topup", email, "pro", "10")           # lot 2: 10,000,000 credits at 1x
+    key = admin("key", "create", email).splitlines()[0].strip()
+    big = "input=25,output=100000"               # 500,025 credits a request
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        rs = list(ex.map(lambda _: call(key, "messages", big, max_tokens=100000), range(12)))
+        rs = list(ex.map(lambda c: request("POST", c[0], headers=c[1], body=c[2], timeout=30), rs))
+    eq([r.status for r in rs], [200] * 12)
+    rows = ledger(email, 12, start=14000000)
+    billed = sum(r["credits"] for r in rows)
+    ok(billed > 4000000, "the requests spent more than the first lot (%d)" % billed)
+    lots = balance(email)["lots"]
+    eq([(l["plan"], l["credits_remaining"]) for l in lots],
+       [("max", 0), ("pro", 10000000 - (billed - 4000000))], "oldest lot first, emptied before the next")
+    cash = sum(r["cash_micros"] for r in rows)
+    want = 4000000 // 4 + (billed - 4000000)
+    ok(abs(cash - want) <= len(rows), "cash %d = 4,000,000 credits at 4x + the rest at 1x (%d), within a "
+       "rounding per lot piece" % (cash, want))
+
+
 # --------------------------------------------------------------------------- many processes
 
 
