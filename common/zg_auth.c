@@ -114,6 +114,7 @@ void zg_auth_hash(const char *key, size_t len, char hex[65])
         hex[2 * i + 1] = digits[md[i] & 15];
     }
     hex[64] = '\0';
+    OPENSSL_cleanse(md, sizeof md); /* the digest of a secret (a key, a token, a password) */
 }
 
 int zg_auth_token(const char *tag, char *out, size_t cap)

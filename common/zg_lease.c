@@ -10,6 +10,16 @@ int64_t zl_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void zl_host_name(char out[40])
+{
+    if (gethostname(out, 40) != 0)
+        snprintf(out, 40, "localhost");
+    out[39] = '\0';
+    for (char *p = out; *p; p++)
+        if (*p == ':' || *p == '/' || *p == ' ')
+            *p = '_'; /* the owner name's separators and a path's */
+}
+
 bool zg_lease_active(void)
 {
     return zl.active;
@@ -387,12 +397,7 @@ int zg_lease_start(const zg_settings *cfg)
     zl.cfg = cfg;
     if (cfg->billing_mode != ZG_BILLING_LEASE)
         return 0;
-    if (gethostname(zl.host, sizeof zl.host) != 0)
-        snprintf(zl.host, sizeof zl.host, "localhost");
-    zl.host[sizeof zl.host - 1] = '\0';
-    for (char *p = zl.host; *p; p++)
-        if (*p == ':' || *p == '/' || *p == ' ' || *p == '.')
-            *p = *p == '.' ? '.' : '_';
+    zl_host_name(zl.host);
     snprintf(zl.owner, sizeof zl.owner, "%s:%ld:%lld", zl.host, (long)getpid(), (long long)time(NULL));
     zl.tab = calloc(TAB_CAP, sizeof *zl.tab);
     zl.used_idx = calloc(TAB_CAP, sizeof *zl.used_idx);

@@ -227,12 +227,7 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
     if (!dir[0])
         snprintf(dir, sizeof dir, "/");
     char myhost[40];
-    if (gethostname(myhost, sizeof myhost) != 0)
-        snprintf(myhost, sizeof myhost, "localhost");
-    myhost[sizeof myhost - 1] = '\0';
-    for (char *p = myhost; *p; p++)
-        if (*p == ':' || *p == '/' || *p == ' ')
-            *p = '_';
+    zl_host_name(myhost);
     int replayed = 0, rc = 0;
     char mine[64] = "";
     if (zl.active)

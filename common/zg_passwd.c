@@ -1,8 +1,8 @@
 #include "zg_passwd.h"
+#include "zg_auth.h"
 #include "zg_buf.h"
 #include <crypt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,21 +20,6 @@ const char *zg_passwd_weakness(const char *pw, size_t len)
     if (zg_utf8_check(pw, len) != len)
         return "the password is not valid UTF-8";
     return NULL;
-}
-
-/* The phrase crypt sees: the password's SHA-256 as hex (65 bytes with the NUL). */
-static void phrase(const char *pw, size_t len, char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(pw, len, md, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = '\0';
-    OPENSSL_cleanse(md, sizeof md);
 }
 
 /* crypt_rn into a heap struct crypt_data (32 KiB: too big for a worker's stack); the result is
@@ -60,7 +45,7 @@ int zg_passwd_hash(const char *pw, size_t len, char *out)
     char setting[CRYPT_GENSALT_OUTPUT_SIZE], ph[65];
     if (!crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof setting))
         return -1;
-    phrase(pw, len, ph);
+    zg_auth_hash(pw, len, ph); /* crypt sees the SHA-256 as hex: any length fits its input */
     int rc = run_crypt(ph, setting, out);
     OPENSSL_cleanse(ph, sizeof ph);
     return rc;
@@ -70,7 +55,7 @@ bool zg_passwd_check(const char *pw, size_t len, const char *stored)
 {
     char ph[65], got[ZG_PASSWD_HASH_MAX];
     bool real = stored && strncmp(stored, "$y$", 3) == 0 && strlen(stored) < ZG_PASSWD_HASH_MAX;
-    phrase(pw, len, ph);
+    zg_auth_hash(pw, len, ph); /* crypt sees the SHA-256 as hex: any length fits its input */
     int rc = run_crypt(ph, real ? stored : DUMMY_SETTING, got);
     OPENSSL_cleanse(ph, sizeof ph);
     if (rc != 0 || !real)

@@ -170,14 +170,18 @@ bool zg_portal_same_origin(const zg_req *r)
     if (origin && *origin) {
         if (!host || !*host)
             return false;
-        const char *https = zg_req_param(r, "HTTPS");
-        bool tls = https && (strcmp(https, "on") == 0 || strcmp(https, "1") == 0);
-        const char *scheme = tls ? "https://" : "http://";
+        const char *scheme = zg_portal_https(r) ? "https://" : "http://";
         size_t sl = strlen(scheme);
         return strncmp(origin, scheme, sl) == 0 && strcmp(origin + sl, host) == 0;
     }
     const char *site = zg_req_header(r, "sec-fetch-site");
     return site && strcmp(site, "same-origin") == 0;
+}
+
+bool zg_portal_https(const zg_req *r)
+{
+    const char *https = zg_req_param(r, "HTTPS");
+    return https && (strcmp(https, "on") == 0 || strcmp(https, "1") == 0);
 }
 
 const char *zg_portal_addr(const zg_req *r)

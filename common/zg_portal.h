@@ -9,8 +9,8 @@
 
 #define ZG_PORTAL_BODY_MAX 65536
 
-/* Answer {"error":{"type":T,"message":M,"field":F}} (field null when NULL) with status. A 429 with
- * retry_after > 0 adds retry-after. Always returns 0, so handlers can return it. */
+/* Answer {"error":{"type":T,"message":M,"field":F}} (field null when NULL) with status (headers such
+ * as retry-after are added by the caller first). Always returns 0, so handlers can return it. */
 int zg_portal_fail(zg_req *r, int status, const char *type, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* The shorthand errors: 400 invalid_request_error about field; 401 not signed in; 503 the database. */
@@ -36,6 +36,8 @@ bool zg_portal_email_ok(const char *s);
 /* Did a state-changing request come from the portal's own pages? Its Origin names this host (and
  * scheme), or, without Origin, Sec-Fetch-Site says same-origin. */
 bool zg_portal_same_origin(const zg_req *r);
+/* Did the request come over HTTPS (the web server's HTTPS parameter)? */
+bool zg_portal_https(const zg_req *r);
 /* The client's address (REMOTE_ADDR), or "unknown". */
 const char *zg_portal_addr(const zg_req *r);
 

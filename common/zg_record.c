@@ -95,18 +95,19 @@ static void put_admission(struct out *o, const zg_record *r)
         r->provider, (long long)r->hold);
 }
 
-static void put_counts(struct out *o, const zg_usage *u)
+/* " credits input output cache_read cw5m cw1h reasoning units" in one call (a settlement is
+ * journaled on the request's path). */
+static void put_counts(struct out *o, int64_t credits, const zg_usage *u)
 {
-    int64_t v[7];
-    usage_to(v, u);
-    for (int i = 0; i < 7; i++)
-        put(o, " %lld", (long long)v[i]);
+    put(o, " %lld %lld %lld %lld %lld %lld %lld %lld", (long long)credits, (long long)u->input,
+        (long long)u->output, (long long)u->cache_read, (long long)u->cache_write_5m, (long long)u->cache_write_1h,
+        (long long)u->reasoning, (long long)u->units);
 }
 
 static void put_settlement(struct out *o, const zg_record *r)
 {
-    put(o, " %s %s %lld %lld", r->status, r->reason, (long long)r->credits, (long long)r->rel);
-    put_counts(o, &r->u);
+    put(o, " %s %s %lld", r->status, r->reason, (long long)r->credits);
+    put_counts(o, r->rel, &r->u);
     put(o, " %d %d %lld %lld", r->est, r->ups, (long long)r->ttfb, (long long)r->dur);
 }
 
@@ -120,10 +121,8 @@ size_t zg_record_line(int kind, const zg_record *r, char *out, size_t cap)
         put_admission(&o, r);
     if (kind == 'S' || kind == 'X')
         put_settlement(&o, r);
-    if (kind == 'U') {
-        put(&o, " %lld", (long long)r->credits);
-        put_counts(&o, &r->u);
-    }
+    if (kind == 'U')
+        put_counts(&o, r->credits, &r->u);
     put(&o, "\n");
     return o.over ? 0 : o.len;
 }

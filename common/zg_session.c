@@ -34,17 +34,11 @@ int zg_session_cookie_token(const char *cookie, char *out, size_t cap)
     return -1;
 }
 
-static bool secure(const zg_req *r)
-{
-    const char *https = zg_req_param(r, "HTTPS");
-    return https && (strcmp(https, "on") == 0 || strcmp(https, "1") == 0);
-}
-
 static void set_cookie(zg_req *r, const char *token, long max_age)
 {
     char c[200];
     snprintf(c, sizeof c, "%s=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Lax%s", ZG_SESSION_COOKIE, token, max_age,
-             secure(r) ? "; Secure" : "");
+             zg_portal_https(r) ? "; Secure" : "");
     zg_resp_header(r, "set-cookie", c);
     OPENSSL_cleanse(c, sizeof c);
 }
@@ -165,14 +159,11 @@ static const char SQL_SESSION_END[] = "DELETE FROM sessions WHERE token_hash = ?
 
 void zg_session_end(zg_req *r, bool clear)
 {
-    char token[128], hash[65];
-    const char *cookie = zg_req_header(r, "cookie");
-    if (cookie && zg_session_cookie_token(cookie, token, sizeof token) == 0) {
-        zg_auth_hash(token, strlen(token), hash);
-        zg_val p[] = {ZG_STR(hash)};
+    zg_account who;
+    if (cookie_hash(r, &who) == 0) {
+        zg_val p[] = {ZG_STR(who.token_hash)};
         if (zg_db_run(r->db, SQL_SESSION_END, p, 1, NULL, NULL, NULL) != 0)
             zg_warn("session: could not end a session: %s", zg_db_error(r->db));
-        OPENSSL_cleanse(token, sizeof token);
     }
     if (clear)
         set_cookie(r, "", 0);

@@ -1,13 +1,7 @@
 import { api, usd, when } from "./api.js";
 import { onSubmit } from "./form.js";
 import { requireSignIn } from "./nav.js";
-
-function cell(text, cls) {
-  const td = document.createElement("td");
-  if (cls) td.className = cls;
-  td.textContent = text;
-  return td;
-}
+import { cell } from "./dom.js";
 
 function show(me) {
   document.getElementById("credits").textContent = Number(me.credits).toLocaleString("en-US");

@@ -2,16 +2,10 @@
 import { api, usd, when } from "./api.js";
 import { copyButton, onSubmit, showError } from "./form.js";
 import { requireSignIn } from "./nav.js";
+import { cell } from "./dom.js";
 
 const tbody = document.querySelector("#keys tbody");
 const listError = document.getElementById("keys-error");
-
-function cell(text, cls) {
-  const td = document.createElement("td");
-  if (cls) td.className = cls;
-  td.textContent = text;
-  return td;
-}
 
 function badge(status) {
   const s = document.createElement("span");

@@ -1,6 +1,7 @@
 // Every model of the catalog, grouped by provider, with its list prices.
 import { api } from "./api.js";
 import { initNav } from "./nav.js";
+import { cell } from "./dom.js";
 
 const PROVIDERS = { anthropic: "Anthropic", openai: "OpenAI", gemini: "Google Gemini", deepseek: "DeepSeek",
   moonshot: "Moonshot", zhipu: "Zhipu" };
@@ -9,13 +10,6 @@ function dollars(credits) {
   if (credits == null) return "—";
   const v = credits / 1e6;
   return "$" + v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 4 });
-}
-
-function cell(text, cls) {
-  const td = document.createElement("td");
-  if (cls) td.className = cls;
-  td.textContent = text;
-  return td;
 }
 
 function table(models) {
