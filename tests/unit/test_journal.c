@@ -26,8 +26,12 @@ static void host_name(char *out, size_t cap)
             *p = '_';
 }
 
+/* A process id that is not running: a child that has already exited. Output is flushed first
+ * so that a child run under a sanitizer or valgrind, whose exit may flush stdio, cannot print
+ * the parent's buffered results a second time. */
 static long dead_pid(void)
 {
+    fflush(NULL);
     pid_t p = fork();
     if (p == 0)
         _exit(0);
