@@ -154,6 +154,9 @@ void rows_table(const rowset *r, const col *cols, int ncols, const char *indent)
 /* ---- commands ---- */
 int cmd_db_migrate(app *a, const args *g);
 int cmd_db_status(app *a, const args *g);
+int cmd_db_check(app *a, const args *g);
+int cmd_db_purge(app *a, const args *g);
+int cmd_report(app *a, const args *g);
 int cmd_user_add(app *a, const args *g);
 int cmd_user_list(app *a, const args *g);
 int cmd_user_reset_password(app *a, const args *g);

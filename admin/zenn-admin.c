@@ -27,6 +27,21 @@ static const verb VERBS[] = {
      "Prints: schema at version N; catalog: M models\n"},
     {"db", "status", cmd_db_status, 0, 0, "", "", "Show the schema version and row counts",
      "Exits 1 when the schema is not installed.\n"},
+    {"db", "check", cmd_db_check, 0, 0, "repair", "[--repair]", "Check the usage rollup against the raw rows",
+     "Compares the daily rollup (usage_daily) with the sums over the raw request rows it was built\n"
+     "from, per user, day, key, model and surface, on the days whose raw rows are all kept ([usage]\n"
+     "keep_days), and each day's lot pieces (lot_daily) with the money the rollup says was consumed.\n"
+     "Prints every difference and exits 1 when there is one. --repair rebuilds the rollup of each\n"
+     "user with a difference from the raw rows (safe while the gateway runs) and checks again.\n"},
+    {"db", "purge", cmd_db_purge, 0, 0, "keep-days=", "[--keep-days N]", "Delete raw usage rows past retention",
+     "Deletes settled request rows that started more than N UTC days ago (default: [usage] keep_days,\n"
+     "400). The daily rollups keep their totals. The programs do this on their own, a slice a minute.\n"},
+    {"report", NULL, cmd_report, 0, 0, "since= until= by= csv", "[--since DATE] [--until DATE] [--by user|model|day] [--csv]",
+     "Usage totals from the daily rollup",
+     "--since, --until  UTC days YYYY-MM-DD, inclusive (default: the last 30 days)\n"
+     "--by              user (default), model or day\n"
+     "--csv             CSV (RFC 4180) with a header row instead of a table\n"
+     "Shows requests, errors, tokens, images, the cost at list price and the top-up money consumed.\n"},
     {"user", "add", cmd_user_add, 1, 1, "", "EMAIL", "Add a user",
      "EMAIL: printable ASCII, at most 254 bytes, one '@'. A duplicate exits 1.\n"},
     {"user", "reset-password", cmd_user_reset_password, 1, 1, "", "EMAIL",

@@ -339,6 +339,17 @@ static int pending_row(void *ctx, int nc, char **v, const size_t *l)
     return 0;
 }
 
+static const char SQL_PURGE[] = "CALL zg_usage_purge(?, ?)";
+
+int zg_billing_purge(zg_db *db, int keep_days, int limit)
+{
+    int64_t n[1] = {0};
+    zg_val a[] = {ZG_INT(keep_days), ZG_INT(limit)};
+    if (zg_db_run(db, SQL_PURGE, a, 2, zg_db_row_ints, &(zg_ints){n, 1}, NULL) != 0)
+        return -1;
+    return (int)n[0];
+}
+
 int zg_billing_reap(zg_db *db, int age_s)
 {
     struct pending *p = calloc(1, sizeof *p);

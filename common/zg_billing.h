@@ -74,5 +74,8 @@ int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg);
 /* Settle requests left pending longer than age_s (their worker died) at their hold, flagged
  * estimated, status abandoned. Returns how many, -1 on error. */
 int zg_billing_reap(zg_db *db, int age_s);
+/* Retention: delete up to limit settled usage rows that started more than keep_days UTC days ago
+ * (the rollups keep their totals). Returns how many, -1 on error. */
+int zg_billing_purge(zg_db *db, int keep_days, int limit);
 
 #endif

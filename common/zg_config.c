@@ -350,6 +350,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->rl_messages = 1000;
     s->signup = ZG_SIGNUP_OPEN;
     s->session_idle_s = 7 * 86400;
+    s->usage_keep_days = 400;
     s->session_max_s = 30 * 86400;
     s->login_max_failures = 10;
     s->login_window_s = 900;
@@ -427,6 +428,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->session_idle_s = idle_days * 86400;
     s->session_max_s = max_days * 86400;
     s->login_window_s = window_min * 60;
+    GET_INT("usage", "keep_days", 1, 36500, s->usage_keep_days);
 
     for (int i = 0; i < ZG_PROV_COUNT; i++) {
         char sec[48];

@@ -63,6 +63,8 @@ typedef struct zg_settings {
     int login_max_failures;       /* failed sign-ins per account and per address within login_window_s */
     int login_window_s;
     char portal_url[256];         /* the portal's public address, for links (e.g. password resets) */
+    /* [usage] */
+    int usage_keep_days;          /* raw usage rows are deleted this many days after (rollups stay) */
 } zg_settings;
 
 enum { ZG_SIGNUP_OPEN = 0, ZG_SIGNUP_INVITE, ZG_SIGNUP_CLOSED };

@@ -108,10 +108,12 @@ int zg_db_connect(zg_db *db)
     }
     /* a lock wait ends (error 1205, retried) before the client's read timeout would leave a
      * statement running on the server without anyone waiting for its answer */
-    char init[160];
+    /* UTC: DATETIME defaults (usage_log.created_at) and the rollups' days are UTC dates */
+    char init[200];
     unsigned lock_wait = io_timeout > 1 ? io_timeout - 1 : 1;
     int n = snprintf(init, sizeof init,
-                     "SET SESSION tx_isolation = 'READ-COMMITTED', SESSION innodb_lock_wait_timeout = %u",
+                     "SET SESSION tx_isolation = 'READ-COMMITTED', SESSION time_zone = '+00:00',"
+                     " SESSION innodb_lock_wait_timeout = %u",
                      lock_wait < 50 ? lock_wait : 50);
     if (mysql_real_query(db->my, init, (unsigned long)n) != 0) {
         set_err(db, mysql_errno(db->my), mysql_error(db->my));

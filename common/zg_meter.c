@@ -105,6 +105,7 @@ void zg_meter_progress(const zg_ticket *t, const char *request_id, const zg_usag
 
 #define UPKEEP_SPOOL_S 5
 #define UPKEEP_REAP_S 60
+#define PURGE_SLICE 5000
 
 void zg_meter_upkeep(zg_db **db, const zg_settings *cfg)
 {
@@ -136,5 +137,11 @@ void zg_meter_upkeep(zg_db **db, const zg_settings *cfg)
             zg_warn("reaped %d request(s) left pending for more than %d s", n, cfg->reap_after);
         else if (n < 0)
             zg_warn("reaping abandoned requests failed: %s", zg_db_error(*db));
+        /* retention, a slice at a time (every process helps; each slice is an index range) */
+        n = zg_billing_purge(*db, cfg->usage_keep_days, PURGE_SLICE);
+        if (n > 0)
+            zg_info("deleted %d usage row(s) older than %d days ([usage] keep_days)", n, cfg->usage_keep_days);
+        else if (n < 0)
+            zg_warn("deleting old usage rows failed: %s", zg_db_error(*db));
     }
 }

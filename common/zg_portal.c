@@ -32,6 +32,40 @@ int zg_portal_unavailable(zg_req *r)
     return zg_portal_fail(r, 503, "service_unavailable", NULL, "the service is briefly unavailable; try again shortly");
 }
 
+int zg_portal_query(zg_req *r, zg_qparam *p, size_t n)
+{
+    uint32_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        p[i].set = false;
+        p[i].out[0] = '\0';
+    }
+    const char *q = r->query;
+    while (q && *q) {
+        size_t len = strcspn(q, "&"), nl = strcspn(q, "=&");
+        size_t i = 0;
+        while (i < n && !(strlen(p[i].name) == nl && memcmp(p[i].name, q, nl) == 0))
+            i++;
+        if (nl > 0 && i == n)
+            return zg_portal_fail(r, 400, "invalid_request_error", NULL, "unknown parameter '%.*s'",
+                                  (int)(nl > 40 ? 40 : nl), q) - 1;
+        if (i < n && i < 32 && (seen & (1u << i)))
+            return zg_portal_fail(r, 400, "invalid_request_error", p[i].name, "%s is given twice", p[i].name) - 1;
+        if (i < n) {
+            seen |= i < 32 ? 1u << i : 0;
+            int got = zg_req_query_get(r, p[i].name, p[i].out, p[i].cap);
+            if (got == ZG_E_TOOBIG)
+                return zg_portal_fail(r, 400, "invalid_request_error", p[i].name, "%s is too long", p[i].name) - 1;
+            p[i].set = got > 0;
+            if (got <= 0)
+                p[i].out[0] = '\0';
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
 int zg_portal_reply(zg_req *r, int status, json_object *o)
 {
     zg_resp_header(r, "cache-control", "no-store");

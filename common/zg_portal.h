@@ -30,6 +30,16 @@ int zg_portal_text(zg_req *r, json_object *o, const char *name, size_t max, cons
  * decimals) in micro-dollars. 0 with *micros; 1 absent (*micros -1), 2 null (*micros -1), or answers
  * 400 and returns -1. */
 int zg_portal_usd(zg_req *r, json_object *o, const char *name, int64_t *micros);
+/* A query-string parameter a handler accepts: its decoded value goes to out (cap bytes). */
+typedef struct zg_qparam {
+    const char *name;
+    char *out;
+    size_t cap;
+    bool set; /* given with a non-empty value */
+} zg_qparam;
+/* Read the query string into p[0..n): an unknown name, a name given twice or a value longer than
+ * its room answers 400 naming it and returns -1; else 0. Empty values count as absent. */
+int zg_portal_query(zg_req *r, zg_qparam *p, size_t n);
 /* A plausible e-mail address: 3..254 bytes, one '@' with text on both sides, a dot in the domain,
  * no blanks or control characters, UTF-8. */
 bool zg_portal_email_ok(const char *s);

@@ -16,6 +16,11 @@ static const zg_route routes[] = {
     {"POST", "/api/v1/account/keys", account_keys_create, -1},
     {"PATCH", "/api/v1/account/keys/*", account_keys_update, -1},
     {"DELETE", "/api/v1/account/keys/*", account_keys_revoke, -1},
+    {"GET", "/api/v1/account/usage", account_usage, -1},
+    {"GET", "/api/v1/account/usage.csv", account_usage_csv, -1},
+    {"GET", "/api/v1/account/requests", account_requests, -1},
+    {"GET", "/api/v1/account/requests.csv", account_requests_csv, -1},
+    {"GET", "/api/v1/account/statements/*", account_statement, -1},
 };
 
 static int handle(zg_req *r)

@@ -229,3 +229,93 @@ def test_docs_fill_in_this_gateways_address():
     for path in ("/", "/login", "/signup", "/reset?token=x"):
         goto(path)
         eq(console_errors(), [], "no console errors on %s" % path)
+
+
+def signed_in_browser(p):
+    """Sign the browser in as the Portal customer p (through the sign-in page)."""
+    d = browser()
+    d.delete_all_cookies()
+    goto("/login")
+    fill("email", p.email)
+    fill("password", PASSWORD)
+    click_button("Sign in")
+    wait(lambda d_: "/login" not in d_.current_url)
+
+
+def test_usage_page_totals_chart_live_update_and_csv():
+    """Requests with two keys on two models: /usage shows the same totals as the API and the
+    database, draws the spend chart, picks up a request made meanwhile within 5 s without a reload,
+    and its CSV button downloads what the API answers."""
+    import csv
+    import io
+    import tempfile
+    from portal import Portal
+
+    p = Portal()
+    eq(p.signup().status, 201)
+    admin("topup", p.email, "max", "5")
+    ka = p.new_key(name="web-a").json()["key"]
+    kb = p.new_key(name="web-b").json()["key"]
+    msg = {"model": "claude-haiku-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi [[fake:input=30,output=9]]"}]}
+    chat = {"model": "gpt-5.5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi [[fake:input=12,output=4]]"}]}
+    for _ in range(3):
+        eq(request("POST", "/api/v1/messages", headers=auth(ka), body=msg).status, 200)
+    for _ in range(2):
+        eq(request("POST", "/api/v1/codex/chat/completions", headers=auth(kb, "openai"), body=chat).status, 200)
+    uid = sql_int("SELECT id FROM users WHERE email = '%s'" % p.email)
+    wait(lambda _: sql_int("SELECT COUNT(*) FROM usage_log WHERE user_id = %d AND status <> 'pending'" % uid) == 5, 30)
+    signed_in_browser(p)
+    console_errors()
+    goto("/usage")
+    wait(lambda d_: d_.find_element(By.ID, "t-requests").text == "5")
+    api = p.call("GET", "/api/v1/account/usage?group_by=model").json()["totals"]
+    db_credits = sql_int("SELECT SUM(credits) FROM usage_log WHERE user_id = %d" % uid)
+    eq(api["credits"], db_credits)
+    cost = browser().find_element(By.ID, "t-cost").text
+    ok(abs(float(cost.replace("$", "").replace(",", "")) - db_credits / 1e6) < 1e-9,
+       "the page's spend %r is the database's %d credits" % (cost, db_credits))
+    models = {r.text for r in browser().find_elements(By.CSS_SELECTOR, "#by-model tbody td:first-child")}
+    eq(models, {"claude-haiku-4-5", "gpt-5.5"})
+    keys = {r.text for r in browser().find_elements(By.CSS_SELECTOR, "#by-key tbody td:first-child")}
+    ok(any(k.startswith("web-a") for k in keys) and any(k.startswith("web-b") for k in keys), keys)
+    eq(len(browser().find_elements(By.CSS_SELECTOR, "#log tbody tr")), 5)
+    # the chart is drawn: its canvas has painted pixels, and its legend names both models
+    painted = browser().execute_script(
+        "const c = document.querySelector('#spend-chart canvas'); if (!c) return -1;"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+        "for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;")
+    ok(painted > 500, "the spend chart has painted pixels: %d" % painted)
+    legend = browser().find_element(By.CSS_SELECTOR, "#spend-chart .u-legend").text
+    ok("claude-haiku-4-5" in legend and "gpt-5.5" in legend, legend)
+    shot("08-usage")
+    # live: a request made now shows up without a reload
+    t0 = time.time()
+    eq(request("POST", "/api/v1/messages", headers=auth(ka), body=msg).status, 200)
+    wait(lambda d_: d_.find_element(By.ID, "t-requests").text == "6", 10)
+    took = time.time() - t0
+    ok(took <= 5.0, "the new request showed up after %.1f s (at most 5)" % took)
+    eq(len(browser().find_elements(By.CSS_SELECTOR, "#log tbody tr")), 6)
+    # the CSV button downloads what the API answers
+    where = tempfile.mkdtemp(prefix="zg-dl-")
+    browser().execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": where})
+    browser().find_element(By.ID, "usage-csv").click()
+    wait(lambda _: [f for f in os.listdir(where) if f.endswith(".csv")], 10)
+    f = [f for f in os.listdir(where) if f.endswith(".csv")][0]
+    with open(os.path.join(where, f), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    want = p.call("GET", "/api/v1/account/usage?group_by=day,model").json()["rows"]
+    eq([(r["day"], r["model"], int(r["requests"]), int(r["credits"])) for r in rows],
+       [(r["day"], r["model"], r["requests"], r["credits"]) for r in want], "the downloaded CSV = the API's rows")
+    # the monthly statement page, printable
+    browser().find_element(By.ID, "statement").click()
+    wait(EC.url_contains("/account/statements/"))
+    visible("#sheet")
+    wait(lambda d_: "credits" in d_.find_element(By.ID, "closing").text)
+    closing = browser().find_element(By.ID, "closing").text
+    bal = sql_int("SELECT balance FROM users WHERE id = %d" % uid)
+    ok(closing.startswith("{:,}".format(bal)), "closing balance %r = the balance %d" % (closing, bal))
+    lots = browser().find_elements(By.CSS_SELECTOR, "#lots tbody tr")
+    eq(len(lots), 1)
+    ok("max" in lots[0].text and "4×" in lots[0].text, lots[0].text)
+    shot("09-statement")
+    eq(console_errors(), [], "no console errors")
