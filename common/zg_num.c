@@ -97,3 +97,9 @@ int64_t zg_price_tokens(const int64_t *tokens, const int64_t *prices, size_t n)
     acc = (acc + 500000) / 1000000;
     return acc > (unsigned __int128)INT64_MAX ? INT64_MAX : (int64_t)acc;
 }
+
+int64_t zg_i64_or0(const char *s)
+{
+    int64_t x = 0;
+    return s && zg_parse_i64(s, strlen(s), INT64_MIN, INT64_MAX, &x) == 0 ? x : 0;
+}

@@ -9,6 +9,8 @@
 int zg_parse_i64(const char *s, size_t n, int64_t min, int64_t max, int64_t *out);
 /* Same for a NUL-terminated string. */
 int zg_parse_i64z(const char *s, int64_t min, int64_t max, int64_t *out);
+/* A database column's integer text as int64_t: 0 when NULL, malformed or out of range. */
+int64_t zg_i64_or0(const char *s);
 /* Parse a non-negative decimal amount of dollars ("12", "12.5", "0.000001") into micro-dollars,
  * exactly (at most 6 decimals, at most $1e12). Returns 0 or -1. */
 int zg_parse_usd_micros(const char *s, int64_t *out);

@@ -35,23 +35,17 @@ struct bal {
     bool hit;
 };
 
-static int64_t num(const char *v)
-{
-    int64_t x = 0;
-    return v && zg_parse_i64z(v, INT64_MIN, INT64_MAX, &x) == 0 ? x : 0;
-}
-
 static int take_bal(void *ctx, int nc, char **v, const size_t *l)
 {
     (void)l;
     struct bal *b = ctx;
     if (nc < 6)
         return 1;
-    b->balance = num(v[0]);
-    b->used_after = num(v[1]);
-    b->granted_after = num(v[2]);
-    b->used = num(v[3]);
-    b->granted = num(v[4]);
+    b->balance = zg_i64_or0(v[0]);
+    b->used_after = zg_i64_or0(v[1]);
+    b->granted_after = zg_i64_or0(v[2]);
+    b->used = zg_i64_or0(v[3]);
+    b->granted = zg_i64_or0(v[4]);
     snprintf(b->lots_from, sizeof b->lots_from, "%s", v[5] ? v[5] : "1000-01-01");
     b->hit = true;
     return 1;
@@ -70,12 +64,12 @@ static int topup_row(void *ctx, int nc, char **v, const size_t *l)
     if (nc < 6)
         return 1;
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "lot_id", json_object_new_int64(num(v[0])));
+    json_object_object_add(o, "lot_id", json_object_new_int64(zg_i64_or0(v[0])));
     json_object_object_add(o, "created_at", account_time(v[1]));
     json_object_object_add(o, "plan", json_object_new_string(v[2] ? v[2] : ""));
-    json_object_object_add(o, "multiplier", json_object_new_int64(num(v[3])));
-    json_object_object_add(o, "usd_paid", usd_json(num(v[4])));
-    json_object_object_add(o, "credits", json_object_new_int64(num(v[5])));
+    json_object_object_add(o, "multiplier", json_object_new_int64(zg_i64_or0(v[3])));
+    json_object_object_add(o, "usd_paid", usd_json(zg_i64_or0(v[4])));
+    json_object_object_add(o, "credits", json_object_new_int64(zg_i64_or0(v[5])));
     json_object_array_add(ctx, o);
     return 0;
 }
@@ -92,10 +86,10 @@ static int lot_row(void *ctx, int nc, char **v, const size_t *l)
     if (nc < 6)
         return 1;
     json_object *o = json_object_new_object();
-    int64_t c = num(v[4]), cash = num(v[5]);
-    json_object_object_add(o, "lot_id", json_object_new_int64(num(v[0])));
+    int64_t c = zg_i64_or0(v[4]), cash = zg_i64_or0(v[5]);
+    json_object_object_add(o, "lot_id", json_object_new_int64(zg_i64_or0(v[0])));
     json_object_object_add(o, "plan", json_object_new_string(v[1] ? v[1] : ""));
-    json_object_object_add(o, "multiplier", json_object_new_int64(num(v[2])));
+    json_object_object_add(o, "multiplier", json_object_new_int64(zg_i64_or0(v[2])));
     json_object_object_add(o, "bought_at", account_time(v[3]));
     json_object_object_add(o, "credits", json_object_new_int64(c));
     json_object_object_add(o, "cost_usd", usd_json(c));

@@ -118,12 +118,6 @@ static const char *const MEASURE[M_COUNT] = {
     " SUM(d.reasoning_tokens), SUM(d.units), SUM(d.credits), SUM(d.cash_micros), SUM(d.ttfb_ms_sum),"            \
     " SUM(d.ttfb_n), SUM(d.duration_ms_sum), SUM(d.duration_n)"
 
-static int64_t num(const char *v)
-{
-    int64_t x = 0;
-    return v && zg_parse_i64z(v, INT64_MIN, INT64_MAX, &x) == 0 ? x : 0;
-}
-
 static int64_t avg(int64_t sum, int64_t n)
 {
     return n > 0 ? (sum + n / 2) / n : 0;
@@ -222,7 +216,7 @@ static int usage_row(void *ctx, int nc, char **v, const size_t *l)
         return 1;
     int64_t m[M_COUNT];
     for (int i = 0; i < M_COUNT; i++) {
-        m[i] = num(v[DIM_COLS + i]);
+        m[i] = zg_i64_or0(v[DIM_COLS + i]);
         if (__builtin_add_overflow(u->tot[i], m[i], &u->tot[i]))
             u->tot[i] = INT64_MAX;
     }
@@ -241,7 +235,7 @@ static int usage_row(void *ctx, int nc, char **v, const size_t *l)
     for (int i = 0; i < DIM_COLS; i++)
         if (u->has[i])
             json_object_object_add(o, DIM_NAME[i],
-                                   i == 2 ? json_object_new_int64(num(v[i]))
+                                   i == 2 ? json_object_new_int64(zg_i64_or0(v[i]))
                                           : json_object_new_string_len(v[i] ? v[i] : "", v[i] ? (int)l[i] : 0));
     measures_json(o, m);
     json_object_array_add(u->arr, o);
@@ -386,7 +380,7 @@ struct log_rows {
 
 static json_object *int_or_null(const char *v)
 {
-    return v ? json_object_new_int64(num(v)) : NULL;
+    return v ? json_object_new_int64(zg_i64_or0(v)) : NULL;
 }
 
 static void log_csv(zg_buf *b, char **v, const size_t *l)
@@ -396,11 +390,11 @@ static void log_csv(zg_buf *b, char **v, const size_t *l)
         zg_csv_text(b, false, v[i], v[i] ? l[i] : 0);
     for (int i = L_UPS; i <= L_UNITS; i++)
         zg_csv_text(b, false, v[i], v[i] ? l[i] : 0); /* digits, or empty for NULL */
-    zg_csv_int(b, false, num(v[L_CRED]));
-    zg_csv_micros(b, false, num(v[L_CRED]));
-    zg_csv_int(b, false, num(v[L_CASH]));
-    zg_csv_micros(b, false, num(v[L_CASH]));
-    zg_csv_text(b, false, num(v[L_EST]) ? "true" : "false", num(v[L_EST]) ? 4 : 5);
+    zg_csv_int(b, false, zg_i64_or0(v[L_CRED]));
+    zg_csv_micros(b, false, zg_i64_or0(v[L_CRED]));
+    zg_csv_int(b, false, zg_i64_or0(v[L_CASH]));
+    zg_csv_micros(b, false, zg_i64_or0(v[L_CASH]));
+    zg_csv_text(b, false, zg_i64_or0(v[L_EST]) ? "true" : "false", zg_i64_or0(v[L_EST]) ? 4 : 5);
     zg_csv_text(b, false, v[L_TTFB], v[L_TTFB] ? l[L_TTFB] : 0);
     zg_csv_text(b, false, v[L_DUR], v[L_DUR] ? l[L_DUR] : 0);
     zg_csv_end(b);
@@ -417,7 +411,7 @@ static int log_row(void *ctx, int nc, char **v, const size_t *l)
     if (nc < L_COUNT || !v[L_AT] || ++g->n > g->max)
         return 0;
     snprintf(g->last_at, sizeof g->last_at, "%s", v[L_AT]);
-    g->last_id = num(v[L_ID]);
+    g->last_id = zg_i64_or0(v[L_ID]);
     if (g->csv) {
         log_csv(g->csv, v, l);
         return 0;
@@ -430,13 +424,13 @@ static int log_row(void *ctx, int nc, char **v, const size_t *l)
         json_object_object_add(o, LOG_TEXT[i], v[i] ? json_object_new_string_len(v[i], (int)l[i]) : NULL);
     json_object_object_add(o, "upstream_status", int_or_null(v[L_UPS]));
     for (int i = 0; i < 6; i++)
-        json_object_object_add(o, TOKENS[i], json_object_new_int64(num(v[L_TOK + i])));
-    json_object_object_add(o, "images", json_object_new_int64(num(v[L_UNITS])));
+        json_object_object_add(o, TOKENS[i], json_object_new_int64(zg_i64_or0(v[L_TOK + i])));
+    json_object_object_add(o, "images", json_object_new_int64(zg_i64_or0(v[L_UNITS])));
     json_object_object_add(o, "credits", int_or_null(v[L_CRED]));
-    usd(num(v[L_CRED]), t, sizeof t);
+    usd(zg_i64_or0(v[L_CRED]), t, sizeof t);
     json_object_object_add(o, "cost_usd", v[L_CRED] ? json_object_new_string(t) : NULL);
     json_object_object_add(o, "cash_micros", int_or_null(v[L_CASH]));
-    json_object_object_add(o, "estimated", json_object_new_boolean(num(v[L_EST]) != 0));
+    json_object_object_add(o, "estimated", json_object_new_boolean(zg_i64_or0(v[L_EST]) != 0));
     json_object_object_add(o, "ttfb_ms", int_or_null(v[L_TTFB]));
     json_object_object_add(o, "duration_ms", int_or_null(v[L_DUR]));
     json_object_array_add(g->arr, o);

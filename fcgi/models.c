@@ -62,12 +62,6 @@ static json_object *usd(int64_t micros)
     return json_object_new_string(t);
 }
 
-static int64_t num(const char *v)
-{
-    int64_t x = 0;
-    return v && zg_parse_i64z(v, INT64_MIN, INT64_MAX, &x) == 0 ? x : 0;
-}
-
 static int key_row(void *ctx, int nc, char **v, const size_t *l)
 {
     (void)l;
@@ -75,27 +69,27 @@ static int key_row(void *ctx, int nc, char **v, const size_t *l)
     if (nc < 9)
         return 1;
     json_object *d = json_object_new_object();
-    int64_t spent = num(v[3]), held = num(v[4]);
+    int64_t spent = zg_i64_or0(v[3]), held = zg_i64_or0(v[4]);
     json_object_object_add(d, "name", json_object_new_string(v[0] ? v[0] : ""));
     json_object_object_add(d, "label", json_object_new_string(v[0] && v[0][0] ? v[0] : v[1] ? v[1] : ""));
     json_object_object_add(d, "prefix", json_object_new_string(v[1] ? v[1] : ""));
     json_object_object_add(d, "created_at", v[8] ? json_object_new_string(v[8]) : NULL);
     /* OpenRouter's members are US dollars as numbers; the exact figures are credits and strings */
-    json_object_object_add(d, "limit", v[2] ? json_object_new_double((double)num(v[2]) / 1e6) : NULL);
+    json_object_object_add(d, "limit", v[2] ? json_object_new_double((double)zg_i64_or0(v[2]) / 1e6) : NULL);
     json_object_object_add(d, "usage", json_object_new_double((double)spent / 1e6));
-    int64_t left = v[2] ? num(v[2]) - spent - held : 0;
+    int64_t left = v[2] ? zg_i64_or0(v[2]) - spent - held : 0;
     json_object_object_add(d, "limit_remaining", v[2] ? json_object_new_double((double)(left > 0 ? left : 0) / 1e6) : NULL);
-    json_object_object_add(d, "limit_credits", v[2] ? json_object_new_int64(num(v[2])) : NULL);
-    json_object_object_add(d, "limit_usd", v[2] ? usd(num(v[2])) : NULL);
+    json_object_object_add(d, "limit_credits", v[2] ? json_object_new_int64(zg_i64_or0(v[2])) : NULL);
+    json_object_object_add(d, "limit_usd", v[2] ? usd(zg_i64_or0(v[2])) : NULL);
     json_object_object_add(d, "spent_credits", json_object_new_int64(spent));
     json_object_object_add(d, "spent_usd", usd(spent));
     json_object_object_add(d, "held_credits", json_object_new_int64(held));
     json_object_object_add(d, "remaining_credits", v[2] ? json_object_new_int64(left > 0 ? left : 0) : NULL);
     json_object *a = json_object_new_object();
-    json_object_object_add(a, "plan", json_object_new_string(zg_plan_name((int)num(v[7]))));
-    json_object_object_add(a, "credits", json_object_new_int64(num(v[5])));
-    json_object_object_add(a, "credits_usd", usd(num(v[5])));
-    json_object_object_add(a, "held", json_object_new_int64(num(v[6])));
+    json_object_object_add(a, "plan", json_object_new_string(zg_plan_name((int)zg_i64_or0(v[7]))));
+    json_object_object_add(a, "credits", json_object_new_int64(zg_i64_or0(v[5])));
+    json_object_object_add(a, "credits_usd", usd(zg_i64_or0(v[5])));
+    json_object_object_add(a, "held", json_object_new_int64(zg_i64_or0(v[6])));
     json_object_object_add(d, "account", a);
     k->o = json_object_new_object();
     json_object_object_add(k->o, "data", d);

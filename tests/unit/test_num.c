@@ -92,5 +92,9 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cost / sizeof cost[0]; i++)
         is_int(zg_price_tokens(cost[i].tokens, cost[i].prices, 5), cost[i].credits, "price: %s", cost[i].what);
+    /* a column's text, 0 for what is not an integer */
+    ok(zg_i64_or0("42") == 42 && zg_i64_or0("-7") == -7, "column integers");
+    ok(zg_i64_or0(NULL) == 0 && zg_i64_or0("") == 0 && zg_i64_or0("1.5") == 0, "NULL, empty, decimal: 0");
+    ok(zg_i64_or0("9223372036854775807") == INT64_MAX && zg_i64_or0("9223372036854775808") == 0, "range");
     return tap_done();
 }
