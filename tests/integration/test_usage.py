@@ -214,9 +214,11 @@ def test_usage_csv_equals_the_api_rows():
 def test_statement_balances_add_up_and_name_the_lots():
     p, ka, kb = customer(plan="max", usd="1")
     admin("topup", p.email, "pro", "2")
-    for _ in range(3):
-        eq(send(ka, "messages", "input=1000,output=800000").status, 200)  # ~4.0 M credits each
-    uid = settled(p.email, 3)
+    # 3,501,000 credits each: the first from the Max lot, the second the rest of it, all of the Pro
+    # lot and 1,002,000 beyond (an overdraft: admitted while the balance was above zero)
+    for _ in range(2):
+        eq(send(ka, "messages", "input=1000,output=700000").status, 200)
+    uid = settled(p.email, 2)
     month = today().strftime("%Y-%m")
     r = p.call("GET", "/api/v1/account/statements/" + month)
     eq(r.status, 200, r.text)
@@ -230,6 +232,7 @@ def test_statement_balances_add_up_and_name_the_lots():
     eq(s["closing_credits"], sql_int("SELECT balance FROM users WHERE id = %d" % uid), "closing = the balance now")
     eq([(l["plan"], l["multiplier"]) for l in s["lots"]], [("max", 4), ("pro", 1)])
     eq(sum(l["credits"] for l in s["lots"]) + s["overdraft_credits"], billed, "lots + overdraft = usage")
+    eq(s["overdraft_credits"], 2 * 3501000 - 6000000)
     eq(sum(l["cash_micros"] for l in s["lots"]), s["usage"]["cash_micros"], "the lots paid the cash")
     eq(s["lots"][0]["credits"], 4000000, "the Max lot first, used up")
     eq([k["key_prefix"] for k in s["by_key"]], [p.keys["a"]["prefix"]])
