@@ -172,6 +172,8 @@ int zg_uq_cursor_parse(const char *s, char *created, size_t cap, int64_t *id)
     if (y < 2000 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 59)
         return -1;
     const char *n = s + 18;
+    if (*n == '0') /* one spelling per cursor */
+        return -1;
     for (const char *q = n; *q; q++)
         if (*q < '0' || *q > '9')
             return -1;

@@ -82,6 +82,7 @@ static void cursors(void)
     ok(zg_uq_cursor_make("2026-11-26 18:02:57", 1, c, sizeof c) != 0, "a time without milliseconds");
     ok(zg_uq_cursor_parse("20261126180257123_", t, sizeof t, &id) != 0, "no id");
     ok(zg_uq_cursor_parse("20261126180257123_0", t, sizeof t, &id) != 0, "id 0");
+    ok(zg_uq_cursor_parse("20261126180254246_09026", t, sizeof t, &id) != 0, "a leading zero (one spelling each)");
     ok(zg_uq_cursor_parse("20261126180257123_-5", t, sizeof t, &id) != 0, "a negative id");
     ok(zg_uq_cursor_parse("20261126180257123_5x", t, sizeof t, &id) != 0, "junk after the id");
     ok(zg_uq_cursor_parse("20261126180257123_99999999999999999999", t, sizeof t, &id) != 0, "an id too large");
