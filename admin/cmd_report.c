@@ -2,6 +2,7 @@
  * the raw rows (and repaired), and retention of raw rows. */
 #include "admin.h"
 #include "zg_csv.h"
+#include "zg_uq.h"
 
 /* ---- db check ---------------------------------------------------------------------------------- */
 
@@ -182,14 +183,9 @@ int cmd_report(app *a, const args *g)
                     : strcmp(by, "day") == 0 ? SQL_REPORT_DAY : NULL;
     if (!sql)
         return bad_usage(g, "bad --by '%s' (expected user, model or day)", by);
-    char since[11], until[11];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(until, sizeof until, "%Y-%m-%d", &tm);
-    now -= 29 * 86400;
-    gmtime_r(&now, &tm);
-    strftime(since, sizeof since, "%Y-%m-%d", &tm);
+    char since[11], until[11]; /* UTC days; by default the last 30 */
+    zg_uq_date_fmt(zg_uq_today(), until, sizeof until);
+    zg_uq_date_fmt(zg_uq_today() - 29, since, sizeof since);
     const char *s;
     if ((s = opt(g, "since")) && !parse_day(s, since))
         return bad_usage(g, "bad --since '%s' (expected YYYY-MM-DD, UTC)", s);

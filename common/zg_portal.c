@@ -66,6 +66,13 @@ int zg_portal_query(zg_req *r, zg_qparam *p, size_t n)
     return 0;
 }
 
+json_object *zg_portal_usd_json(int64_t micros)
+{
+    char t[40];
+    zg_fmt_usd(micros, t, sizeof t);
+    return json_object_new_string(t);
+}
+
 int zg_portal_reply(zg_req *r, int status, json_object *o)
 {
     zg_resp_header(r, "cache-control", "no-store");

@@ -26,6 +26,8 @@ json_object *zg_portal_body(zg_req *r);
  * with *out (valid while o lives), 1 when absent or null (*out NULL), or answers 400 naming the field
  * and returns -1. */
 int zg_portal_text(zg_req *r, json_object *o, const char *name, size_t max, const char **out);
+/* Micro-units (credits, micro-dollars) as a JSON string of dollars with six decimals ("1.250000"). */
+json_object *zg_portal_usd_json(int64_t micros);
 /* Member name of o as US dollars (a JSON number or string like 5 or 2.50, 0..1,000,000, at most six
  * decimals) in micro-dollars. 0 with *micros; 1 absent (*micros -1), 2 null (*micros -1), or answers
  * 400 and returns -1. */

@@ -33,6 +33,10 @@ json_object *account_summary(zg_db *db, int64_t user_id);
  * rows with every measure (account_usage.c), and *totals (may be NULL) over them. NULL when the
  * database failed. */
 json_object *account_usage_grouped(zg_req *r, int64_t user_id, int32_t d0, int32_t d1, int dim, json_object **totals);
+/* A column's integer text as a JSON integer, or NULL (JSON null) for SQL NULL. */
+json_object *account_int_or_null(const char *v);
+/* Start a CSV download named filename (text/csv, attachment, not cached). */
+void account_csv_start(zg_req *r, const char *filename);
 /* A DATETIME(3) value ("YYYY-MM-DD HH:MM:SS.fff", UTC) as ISO 8601 JSON ("…T…Z"), or null. */
 json_object *account_time(const char *v);
 

@@ -37,21 +37,29 @@ static int add_row(void *ctx, int nc, char **v, const size_t *l)
     return 0;
 }
 
-static json_object *int_or_null(const char *v)
+json_object *account_int_or_null(const char *v)
 {
-    return v ? json_object_new_int64(strtoll(v, NULL, 10)) : NULL;
+    return v ? json_object_new_int64(zg_i64_or0(v)) : NULL;
+}
+
+void account_csv_start(zg_req *r, const char *filename)
+{
+    char cd[160];
+    snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", filename);
+    zg_resp_status(r, 200);
+    zg_resp_header(r, "Content-Type", "text/csv; charset=utf-8");
+    zg_resp_header(r, "Content-Disposition", cd);
+    zg_resp_header(r, "cache-control", "no-store");
 }
 
 static json_object *lot(char **v)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "plan", json_object_new_string(v[0] ? v[0] : ""));
-    json_object_object_add(o, "multiplier", int_or_null(v[1]));
-    char usd[40];
-    zg_fmt_usd(v[2] ? strtoll(v[2], NULL, 10) : 0, usd, sizeof usd);
-    json_object_object_add(o, "usd_paid", json_object_new_string(usd));
-    json_object_object_add(o, "credits_granted", int_or_null(v[3]));
-    json_object_object_add(o, "credits_left", int_or_null(v[4]));
+    json_object_object_add(o, "multiplier", account_int_or_null(v[1]));
+    json_object_object_add(o, "usd_paid", zg_portal_usd_json(zg_i64_or0(v[2])));
+    json_object_object_add(o, "credits_granted", account_int_or_null(v[3]));
+    json_object_object_add(o, "credits_left", account_int_or_null(v[4]));
     json_object_object_add(o, "created_at", account_time(v[5]));
     return o;
 }
@@ -132,13 +140,13 @@ int account_session(zg_req *r)
 static json_object *key_json(char **v)
 {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", int_or_null(v[0]));
+    json_object_object_add(o, "id", account_int_or_null(v[0]));
     json_object_object_add(o, "name", json_object_new_string(v[1] ? v[1] : ""));
     json_object_object_add(o, "prefix", json_object_new_string(v[2] ? v[2] : ""));
     json_object_object_add(o, "created_at", account_time(v[3]));
     json_object_object_add(o, "last_used_at", account_time(v[4]));
-    json_object_object_add(o, "spent_credits", int_or_null(v[5]));
-    json_object_object_add(o, "limit_credits", int_or_null(v[6]));
+    json_object_object_add(o, "spent_credits", account_int_or_null(v[5]));
+    json_object_object_add(o, "limit_credits", account_int_or_null(v[6]));
     json_object_object_add(o, "status", json_object_new_string(v[7] ? v[7] : ""));
     json_object_object_add(o, "revoked_at", account_time(v[8]));
     return o;

@@ -51,13 +51,6 @@ static int take_bal(void *ctx, int nc, char **v, const size_t *l)
     return 1;
 }
 
-static json_object *usd_json(int64_t micros)
-{
-    char t[40];
-    zg_fmt_usd(micros, t, sizeof t);
-    return json_object_new_string(t);
-}
-
 static int topup_row(void *ctx, int nc, char **v, const size_t *l)
 {
     (void)l;
@@ -68,7 +61,7 @@ static int topup_row(void *ctx, int nc, char **v, const size_t *l)
     json_object_object_add(o, "created_at", account_time(v[1]));
     json_object_object_add(o, "plan", json_object_new_string(v[2] ? v[2] : ""));
     json_object_object_add(o, "multiplier", json_object_new_int64(zg_i64_or0(v[3])));
-    json_object_object_add(o, "usd_paid", usd_json(zg_i64_or0(v[4])));
+    json_object_object_add(o, "usd_paid", zg_portal_usd_json(zg_i64_or0(v[4])));
     json_object_object_add(o, "credits", json_object_new_int64(zg_i64_or0(v[5])));
     json_object_array_add(ctx, o);
     return 0;
@@ -92,9 +85,9 @@ static int lot_row(void *ctx, int nc, char **v, const size_t *l)
     json_object_object_add(o, "multiplier", json_object_new_int64(zg_i64_or0(v[2])));
     json_object_object_add(o, "bought_at", account_time(v[3]));
     json_object_object_add(o, "credits", json_object_new_int64(c));
-    json_object_object_add(o, "cost_usd", usd_json(c));
+    json_object_object_add(o, "cost_usd", zg_portal_usd_json(c));
     json_object_object_add(o, "cash_micros", json_object_new_int64(cash));
-    json_object_object_add(o, "cash_usd", usd_json(cash));
+    json_object_object_add(o, "cash_usd", zg_portal_usd_json(cash));
     json_object_array_add(s->arr, o);
     s->credits += c;
     s->cash += cash;
@@ -136,12 +129,12 @@ static json_object *statement(zg_req *r, int64_t user_id, int32_t m0)
     json_object_object_add(o, "to", json_object_new_string(last));
     json_object_object_add(o, "complete", json_object_new_boolean(today >= m1));
     json_object_object_add(o, "opening_credits", json_object_new_int64(opening));
-    json_object_object_add(o, "opening_usd", usd_json(opening));
+    json_object_object_add(o, "opening_usd", zg_portal_usd_json(opening));
     json_object_object_add(o, "topups", topups);
     json_object_object_add(o, "topup_credits", json_object_new_int64(b.granted));
     json_object_object_add(o, "usage", model_tot);
     json_object_object_add(o, "closing_credits", json_object_new_int64(closing));
-    json_object_object_add(o, "closing_usd", usd_json(closing));
+    json_object_object_add(o, "closing_usd", zg_portal_usd_json(closing));
     json_object_object_add(o, "by_model", by_model);
     json_object_object_add(o, "by_key", by_key);
     json_object_object_add(o, "lots", lots.arr);
@@ -251,12 +244,9 @@ int account_statement(zg_req *r)
     zg_buf_init(&b, 4u << 20);
     statement_csv(&b, s);
     json_object_put(s);
-    char cd[80];
-    snprintf(cd, sizeof cd, "attachment; filename=\"statement-%s.csv\"", m);
-    zg_resp_status(r, 200);
-    zg_resp_header(r, "Content-Type", "text/csv; charset=utf-8");
-    zg_resp_header(r, "Content-Disposition", cd);
-    zg_resp_header(r, "cache-control", "no-store");
+    char fn[40];
+    snprintf(fn, sizeof fn, "statement-%s.csv", m);
+    account_csv_start(r, fn);
     zg_resp_write(r, b.data, b.len);
     zg_buf_free(&b);
     return 0;

@@ -123,22 +123,14 @@ static int64_t avg(int64_t sum, int64_t n)
     return n > 0 ? (sum + n / 2) / n : 0;
 }
 
-static void usd(int64_t micros, char *out, size_t cap)
-{
-    zg_fmt_usd(micros, out, cap);
-}
-
 /* The measures m as members of o. */
 static void measures_json(json_object *o, const int64_t *m)
 {
-    char t[40];
     for (int i = 0; i < M_COUNT; i++)
         if (MEASURE[i])
             json_object_object_add(o, MEASURE[i], json_object_new_int64(m[i]));
-    usd(m[M_CRED], t, sizeof t);
-    json_object_object_add(o, "cost_usd", json_object_new_string(t));
-    usd(m[M_CASH], t, sizeof t);
-    json_object_object_add(o, "cash_usd", json_object_new_string(t));
+    json_object_object_add(o, "cost_usd", zg_portal_usd_json(m[M_CRED]));
+    json_object_object_add(o, "cash_usd", zg_portal_usd_json(m[M_CASH]));
     json_object_object_add(o, "avg_ttfb_ms", m[M_TTFB_N] ? json_object_new_int64(avg(m[M_TTFB], m[M_TTFB_N])) : NULL);
     json_object_object_add(o, "avg_duration_ms",
                            m[M_DUR_N] ? json_object_new_int64(avg(m[M_DUR], m[M_DUR_N])) : NULL);
@@ -307,12 +299,9 @@ int account_usage(zg_req *r)
 /* Start a CSV download named name-FROM-TO.csv. */
 static void csv_start(zg_req *r, const char *name, const struct filters *f)
 {
-    char cd[160];
-    snprintf(cd, sizeof cd, "attachment; filename=\"%s-%s-%s.csv\"", name, f->day0, f->day1);
-    zg_resp_status(r, 200);
-    zg_resp_header(r, "Content-Type", "text/csv; charset=utf-8");
-    zg_resp_header(r, "Content-Disposition", cd);
-    zg_resp_header(r, "cache-control", "no-store");
+    char fn[80];
+    snprintf(fn, sizeof fn, "%s-%s-%s.csv", name, f->day0, f->day1);
+    account_csv_start(r, fn);
 }
 
 int account_usage_csv(zg_req *r)
@@ -378,11 +367,6 @@ struct log_rows {
     int64_t last_id;
 };
 
-static json_object *int_or_null(const char *v)
-{
-    return v ? json_object_new_int64(zg_i64_or0(v)) : NULL;
-}
-
 static void log_csv(zg_buf *b, char **v, const size_t *l)
 {
     zg_csv_text(b, true, v[L_AT], v[L_AT] ? l[L_AT] : 0);
@@ -417,22 +401,19 @@ static int log_row(void *ctx, int nc, char **v, const size_t *l)
         return 0;
     }
     json_object *o = json_object_new_object();
-    char t[40];
-    snprintf(t, sizeof t, "%.10sT%sZ", v[L_AT], v[L_AT] + 11);
-    json_object_object_add(o, "created_at", json_object_new_string(t));
+    json_object_object_add(o, "created_at", account_time(v[L_AT]));
     for (int i = L_RID; i <= L_END; i++)
         json_object_object_add(o, LOG_TEXT[i], v[i] ? json_object_new_string_len(v[i], (int)l[i]) : NULL);
-    json_object_object_add(o, "upstream_status", int_or_null(v[L_UPS]));
+    json_object_object_add(o, "upstream_status", account_int_or_null(v[L_UPS]));
     for (int i = 0; i < 6; i++)
         json_object_object_add(o, TOKENS[i], json_object_new_int64(zg_i64_or0(v[L_TOK + i])));
     json_object_object_add(o, "images", json_object_new_int64(zg_i64_or0(v[L_UNITS])));
-    json_object_object_add(o, "credits", int_or_null(v[L_CRED]));
-    usd(zg_i64_or0(v[L_CRED]), t, sizeof t);
-    json_object_object_add(o, "cost_usd", v[L_CRED] ? json_object_new_string(t) : NULL);
-    json_object_object_add(o, "cash_micros", int_or_null(v[L_CASH]));
+    json_object_object_add(o, "credits", account_int_or_null(v[L_CRED]));
+    json_object_object_add(o, "cost_usd", v[L_CRED] ? zg_portal_usd_json(zg_i64_or0(v[L_CRED])) : NULL);
+    json_object_object_add(o, "cash_micros", account_int_or_null(v[L_CASH]));
     json_object_object_add(o, "estimated", json_object_new_boolean(zg_i64_or0(v[L_EST]) != 0));
-    json_object_object_add(o, "ttfb_ms", int_or_null(v[L_TTFB]));
-    json_object_object_add(o, "duration_ms", int_or_null(v[L_DUR]));
+    json_object_object_add(o, "ttfb_ms", account_int_or_null(v[L_TTFB]));
+    json_object_object_add(o, "duration_ms", account_int_or_null(v[L_DUR]));
     json_object_array_add(g->arr, o);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "zg_err.h"
 #include "zg_models.h"
 #include "zg_num.h"
+#include "zg_portal.h"
 #include "zg_route.h"
 #include "zg_server.h"
 #include <json-c/json.h>
@@ -55,13 +56,6 @@ struct key_info {
     json_object *o;
 };
 
-static json_object *usd(int64_t micros)
-{
-    char t[40];
-    zg_fmt_usd(micros, t, sizeof t);
-    return json_object_new_string(t);
-}
-
 static int key_row(void *ctx, int nc, char **v, const size_t *l)
 {
     (void)l;
@@ -80,15 +74,15 @@ static int key_row(void *ctx, int nc, char **v, const size_t *l)
     int64_t left = v[2] ? zg_i64_or0(v[2]) - spent - held : 0;
     json_object_object_add(d, "limit_remaining", v[2] ? json_object_new_double((double)(left > 0 ? left : 0) / 1e6) : NULL);
     json_object_object_add(d, "limit_credits", v[2] ? json_object_new_int64(zg_i64_or0(v[2])) : NULL);
-    json_object_object_add(d, "limit_usd", v[2] ? usd(zg_i64_or0(v[2])) : NULL);
+    json_object_object_add(d, "limit_usd", v[2] ? zg_portal_usd_json(zg_i64_or0(v[2])) : NULL);
     json_object_object_add(d, "spent_credits", json_object_new_int64(spent));
-    json_object_object_add(d, "spent_usd", usd(spent));
+    json_object_object_add(d, "spent_usd", zg_portal_usd_json(spent));
     json_object_object_add(d, "held_credits", json_object_new_int64(held));
     json_object_object_add(d, "remaining_credits", v[2] ? json_object_new_int64(left > 0 ? left : 0) : NULL);
     json_object *a = json_object_new_object();
     json_object_object_add(a, "plan", json_object_new_string(zg_plan_name((int)zg_i64_or0(v[7]))));
     json_object_object_add(a, "credits", json_object_new_int64(zg_i64_or0(v[5])));
-    json_object_object_add(a, "credits_usd", usd(zg_i64_or0(v[5])));
+    json_object_object_add(a, "credits_usd", zg_portal_usd_json(zg_i64_or0(v[5])));
     json_object_object_add(a, "held", json_object_new_int64(zg_i64_or0(v[6])));
     json_object_object_add(d, "account", a);
     k->o = json_object_new_object();

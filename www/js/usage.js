@@ -145,16 +145,28 @@ function fillSelect(id, values) {
   sel.value = keep;
 }
 
+// The day,model rows summed per model (the by-model table needs no query of its own).
+function perModel(rows) {
+  const m = new Map();
+  for (const r of rows) {
+    const t = m.get(r.model) || { model: r.model, requests: 0, credits: 0, input_tokens: 0, output_tokens: 0,
+      cache_read_tokens: 0, cache_write_5m_tokens: 0, cache_write_1h_tokens: 0 };
+    for (const k of Object.keys(t)) if (k !== "model") t[k] += r[k];
+    m.set(r.model, t);
+  }
+  return [...m.values()];
+}
+
 async function loadUsage() {
-  const [daily, byKey, byModel] = await Promise.all([
+  const [daily, byKey] = await Promise.all([
     api("GET", `/api/v1/account/usage?${query({ group_by: "day,model" })}`),
     api("GET", `/api/v1/account/usage?${query({ group_by: "key" })}`),
-    api("GET", `/api/v1/account/usage?${query({ group_by: "model" })}`),
   ]);
   const sig = JSON.stringify([daily.rows, byKey.rows]);
   if (sig === state.last) return false;
   state.last = sig;
-  renderTotals(byModel.totals);
+  const byModel = { rows: perModel(daily.rows) };
+  renderTotals(daily.totals);
   renderCharts(daily.rows);
   renderTable("by-key", byKey.rows, (r) => (r.key_name ? `${r.key_name} (${r.key_prefix})` : r.key_prefix));
   renderTable("by-model", byModel.rows, (r) => r.model);
