@@ -3,7 +3,7 @@
 
 /* ============================================================================ money */
 
-static const char SQL_TOPUP[] = "CALL zg_topup(?, ?, ?, ?, ?)";
+static const char SQL_TOPUP[] = "CALL zg_topup(?, ?, ?, ?, ?, ?)";
 
 int cmd_topup(app *a, const args *g)
 {
@@ -38,14 +38,15 @@ int cmd_topup(app *a, const args *g)
         for (size_t i = 0; i < sizeof rnd; i++)
             k += snprintf(ref + k, sizeof ref - (size_t)k, "%02x", rnd[i]);
     }
-    zg_val p[] = {ZG_INT(uid), ZG_STR(plan_name), ZG_INT(usd), ZG_INT(mult), ZG_STR(ref)};
+    zg_val p[] = {ZG_INT(uid), ZG_STR(plan_name), ZG_INT(usd), ZG_INT(mult), ZG_STR(ref),
+                  ZG_STR(a->settings.invoice_prefix)};
     rowset r;
-    if (query(a, SQL_TOPUP, p, 5, &r, NULL) != 0) {
+    if (query(a, SQL_TOPUP, p, 6, &r, NULL) != 0) {
         fprintf(stderr, "zenn-admin: the outcome is unknown: run the same command with --ref %s again, it grants "
                         "at most once\n", ref);
         return db_fail(a, g, "granting the top-up");
     }
-    if (r.n == 0 || r.ncols < 4) {
+    if (r.n == 0 || r.ncols < 5) {
         rs_free(&r);
         return fail(g, "zg_topup returned no result");
     }
@@ -57,6 +58,9 @@ int cmd_topup(app *a, const args *g)
         printf("granted %" PRId64 " credits to %s (%s plan: %s USD x%d, lot #%" PRId64 ", reference %s)\n",
                rs_i64(&r, 0, 2), email, plan_name, fmt_usd(usd, b1), mult, rs_i64(&r, 0, 1), ref);
     printf("balance: %" PRId64 " credits (%s USD at list price)\n", rs_i64(&r, 0, 3), fmt_usd(rs_i64(&r, 0, 3), b2));
+    const char *receipt = rs_str(&r, 0, 4);
+    if (receipt)
+        printf("receipt: %s\n", receipt);
     rs_free(&r);
     return RC_OK;
 }

@@ -258,7 +258,7 @@ static int set_str(char *dst, size_t cap, const char *v, const char *what, char 
     return 0;
 }
 
-static int get_str(const zg_config *c, const char *sec, const char *key, char *dst, size_t cap, char *err,
+int zg_config_str(const zg_config *c, const char *sec, const char *key, char *dst, size_t cap, char *err,
                    size_t errlen)
 {
     const char *v = zg_config_get(c, sec, key, NULL);
@@ -269,7 +269,7 @@ static int get_str(const zg_config *c, const char *sec, const char *key, char *d
     return set_str(dst, cap, v, what, err, errlen);
 }
 
-static int get_int(const zg_config *c, const char *sec, const char *key, int64_t min, int64_t max,
+int zg_config_int(const zg_config *c, const char *sec, const char *key, int64_t min, int64_t max,
                    int64_t *dst, char *err, size_t errlen)
 {
     const char *v = zg_config_get(c, sec, key, NULL);
@@ -286,7 +286,7 @@ static int get_int(const zg_config *c, const char *sec, const char *key, int64_t
 #define GET_INT(sec, key, min, max, field)                                                                \
     do {                                                                                                  \
         int64_t v_ = (field);                                                                             \
-        if (get_int(c, sec, key, min, max, &v_, err, errlen))                                              \
+        if (zg_config_int(c, sec, key, min, max, &v_, err, errlen))                                              \
             return -1;                                                                                    \
         (field) = v_;                                                                                     \
     } while (0)
@@ -302,7 +302,7 @@ static void derive_root(char *dst, size_t cap, const char *base, const char *str
         dst[0] = '\0';
 }
 
-static int env_str(const char *name, char *dst, size_t cap, char *err, size_t errlen)
+int zg_config_env_str(const char *name, char *dst, size_t cap, char *err, size_t errlen)
 {
     const char *v = getenv(name);
     if (!v)
@@ -361,11 +361,11 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         strcpy(s->prov[i].base_url, def_base[i]);
     }
 
-    if (get_str(c, "database", "host", s->db_host, sizeof s->db_host, err, errlen) ||
-        get_str(c, "database", "socket", s->db_socket, sizeof s->db_socket, err, errlen) ||
-        get_str(c, "database", "user", s->db_user, sizeof s->db_user, err, errlen) ||
-        get_str(c, "database", "password", s->db_password, sizeof s->db_password, err, errlen) ||
-        get_str(c, "database", "name", s->db_name, sizeof s->db_name, err, errlen))
+    if (zg_config_str(c, "database", "host", s->db_host, sizeof s->db_host, err, errlen) ||
+        zg_config_str(c, "database", "socket", s->db_socket, sizeof s->db_socket, err, errlen) ||
+        zg_config_str(c, "database", "user", s->db_user, sizeof s->db_user, err, errlen) ||
+        zg_config_str(c, "database", "password", s->db_password, sizeof s->db_password, err, errlen) ||
+        zg_config_str(c, "database", "name", s->db_name, sizeof s->db_name, err, errlen))
         return -1;
     GET_INT("database", "port", 1, 65535, s->db_port);
     GET_INT("database", "timeout", 1, 3600, s->db_timeout);
@@ -385,7 +385,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("billing", "hold_output_cap", 0, 10000000, s->hold_output_cap);
     GET_INT("billing", "hold_input_cap", 0, 100000000, s->hold_input_cap);
     GET_INT("billing", "reap_after", 60, 7 * 86400, s->reap_after);
-    if (get_str(c, "billing", "spool_path", s->spool_path, sizeof s->spool_path, err, errlen))
+    if (zg_config_str(c, "billing", "spool_path", s->spool_path, sizeof s->spool_path, err, errlen))
         return -1;
     GET_INT("billing", "lease_credits", 1, (int64_t)1 << 50, s->lease_credits);
     GET_INT("billing", "lease_slots", 1, 1000000, s->lease_slots);
@@ -423,22 +423,24 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("portal", "session_max_days", 1, 3650, max_days);
     GET_INT("portal", "login_max_failures", 1, 1000, s->login_max_failures);
     GET_INT("portal", "login_window_minutes", 1, 1440, window_min);
-    if (get_str(c, "portal", "url", s->portal_url, sizeof s->portal_url, err, errlen))
+    if (zg_config_str(c, "portal", "url", s->portal_url, sizeof s->portal_url, err, errlen))
         return -1;
     s->session_idle_s = idle_days * 86400;
     s->session_max_s = max_days * 86400;
     s->login_window_s = window_min * 60;
     GET_INT("usage", "keep_days", 1, 36500, s->usage_keep_days);
+    if (zg_settings_pay(s, c, err, errlen) != 0)
+        return -1;
 
     for (int i = 0; i < ZG_PROV_COUNT; i++) {
         char sec[48];
         snprintf(sec, sizeof sec, "provider.%s", prov_names[i]);
         zg_provider_conf *p = &s->prov[i];
-        if (get_str(c, sec, "base_url", p->base_url, sizeof p->base_url, err, errlen) ||
-            get_str(c, sec, "anthropic_base_url", p->anthropic_base_url, sizeof p->anthropic_base_url, err,
+        if (zg_config_str(c, sec, "base_url", p->base_url, sizeof p->base_url, err, errlen) ||
+            zg_config_str(c, sec, "anthropic_base_url", p->anthropic_base_url, sizeof p->anthropic_base_url, err,
                     errlen) ||
-            get_str(c, sec, "openai_base_url", p->openai_base_url, sizeof p->openai_base_url, err, errlen) ||
-            get_str(c, sec, "api_key", p->api_key, sizeof p->api_key, err, errlen))
+            zg_config_str(c, sec, "openai_base_url", p->openai_base_url, sizeof p->openai_base_url, err, errlen) ||
+            zg_config_str(c, sec, "api_key", p->api_key, sizeof p->api_key, err, errlen))
             return -1;
         char up[16], name[64];
         size_t k;
@@ -446,16 +448,16 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
             up[k] = (char)toupper((unsigned char)prov_names[i][k]);
         up[k] = '\0';
         snprintf(name, sizeof name, "ZENN_%s_BASE_URL", up);
-        if (env_str(name, p->base_url, sizeof p->base_url, err, errlen))
+        if (zg_config_env_str(name, p->base_url, sizeof p->base_url, err, errlen))
             return -1;
         snprintf(name, sizeof name, "ZENN_%s_ANTHROPIC_BASE_URL", up);
-        if (env_str(name, p->anthropic_base_url, sizeof p->anthropic_base_url, err, errlen))
+        if (zg_config_env_str(name, p->anthropic_base_url, sizeof p->anthropic_base_url, err, errlen))
             return -1;
         snprintf(name, sizeof name, "ZENN_%s_OPENAI_BASE_URL", up);
-        if (env_str(name, p->openai_base_url, sizeof p->openai_base_url, err, errlen))
+        if (zg_config_env_str(name, p->openai_base_url, sizeof p->openai_base_url, err, errlen))
             return -1;
         snprintf(name, sizeof name, "ZENN_%s_API_KEY", up);
-        if (env_str(name, p->api_key, sizeof p->api_key, err, errlen))
+        if (zg_config_env_str(name, p->api_key, sizeof p->api_key, err, errlen))
             return -1;
         /* strip trailing slashes so paths can be appended */
         size_t L = strlen(p->base_url);
@@ -474,13 +476,13 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         if (oai_strip[i] && !zg_config_get(c, sec, "openai_base_url", NULL) && !getenv(name))
             derive_root(p->openai_base_url, sizeof p->openai_base_url, p->base_url, oai_strip[i], "/v1beta/openai");
     }
-    if (env_str("ZENN_DB_SOCKET", s->db_socket, sizeof s->db_socket, err, errlen) ||
-        env_str("ZENN_DB_HOST", s->db_host, sizeof s->db_host, err, errlen) ||
-        env_str("ZENN_DB_USER", s->db_user, sizeof s->db_user, err, errlen) ||
-        env_str("ZENN_DB_PASSWORD", s->db_password, sizeof s->db_password, err, errlen) ||
-        env_str("ZENN_DB_NAME", s->db_name, sizeof s->db_name, err, errlen))
+    if (zg_config_env_str("ZENN_DB_SOCKET", s->db_socket, sizeof s->db_socket, err, errlen) ||
+        zg_config_env_str("ZENN_DB_HOST", s->db_host, sizeof s->db_host, err, errlen) ||
+        zg_config_env_str("ZENN_DB_USER", s->db_user, sizeof s->db_user, err, errlen) ||
+        zg_config_env_str("ZENN_DB_PASSWORD", s->db_password, sizeof s->db_password, err, errlen) ||
+        zg_config_env_str("ZENN_DB_NAME", s->db_name, sizeof s->db_name, err, errlen))
         return -1;
-    if (env_str("ZENN_SPOOL_PATH", s->spool_path, sizeof s->spool_path, err, errlen))
+    if (zg_config_env_str("ZENN_SPOOL_PATH", s->spool_path, sizeof s->spool_path, err, errlen))
         return -1;
     if (!s->spool_path[0])
         snprintf(s->spool_path, sizeof s->spool_path, "%s", ZG_LOCALSTATEDIR "/lib/zenn-gateway/settle.spool");
@@ -515,6 +517,7 @@ int zg_settings_load(zg_settings *s, const char *path, char *err, size_t errlen)
             const char *k = zg_config_get(c, sec, "api_key", "");
             secret = *k != '\0';
         }
+        secret = secret || *zg_config_get(c, "stripe", "secret_key", "") || *zg_config_get(c, "stripe", "webhook_secret", "");
         if (secret && (st.st_mode & S_IROTH))
             zg_warn("config %s holds secrets and is world-readable: chmod o-r it", path);
     }

@@ -65,6 +65,18 @@ typedef struct zg_settings {
     char portal_url[256];         /* the portal's public address, for links (e.g. password resets) */
     /* [usage] */
     int usage_keep_days;          /* raw usage rows are deleted this many days after (rollups stay) */
+    /* [stripe]: card top-ups (payments are off while secret_key is empty) */
+    char stripe_api_base[256];    /* https://api.stripe.com, or a stand-in */
+    char stripe_secret_key[256];
+    char stripe_webhook_secret[256];
+    char stripe_currency[4];      /* three lower-case letters, a currency with cents (usd) */
+    /* [plans]: what a checkout may buy, in micro-dollars */
+    int64_t pro_min_micros, pro_max_micros; /* Pro: any whole-cent amount in this range */
+    int64_t max_pack_micros, enterprise_pack_micros; /* Max and Enterprise: whole packs */
+    int max_packs;                /* packs in one checkout at most */
+    /* [invoice]: the seller on receipts */
+    char invoice_prefix[17];      /* receipt numbers PREFIX-YYYY-NNNNNN */
+    char seller_name[128], seller_address[512], seller_tax_id[64], seller_email[128];
 } zg_settings;
 
 enum { ZG_SIGNUP_OPEN = 0, ZG_SIGNUP_INVITE, ZG_SIGNUP_CLOSED };
@@ -79,6 +91,14 @@ zg_config *zg_config_load(const char *path, char *err, size_t errlen);
 /* Value of section.key, or def when absent. */
 const char *zg_config_get(const zg_config *c, const char *section, const char *key, const char *def);
 void zg_config_free(zg_config *c);
+/* Copy section.key (when present) into dst[cap]: 0, or -1 with "too long" naming it in err. */
+int zg_config_str(const zg_config *c, const char *sec, const char *key, char *dst, size_t cap, char *err,
+                  size_t errlen);
+/* Parse section.key (when present) as an integer in min..max into *dst: 0, or -1 naming it in err. */
+int zg_config_int(const zg_config *c, const char *sec, const char *key, int64_t min, int64_t max, int64_t *dst,
+                  char *err, size_t errlen);
+/* Copy environment variable name (when set) into dst[cap]: 0, or -1 with "too long" in err. */
+int zg_config_env_str(const char *name, char *dst, size_t cap, char *err, size_t errlen);
 
 /* The config path when no --config is given: $ZENN_CONFIG, else zenn.conf in the directory of the
  * running executable if that file exists, else the compiled-in default under sysconfdir. Returns a
@@ -93,5 +113,9 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
  * only when the path was given explicitly or ZENN_CONFIG is set. Warns when the file holds a
  * secret and is readable by others. */
 int zg_settings_load(zg_settings *s, const char *path, char *err, size_t errlen);
+/* The payment settings of s ([stripe], [plans], [invoice]; zg_config_pay.c) from defaults, c (may be
+ * NULL) and ZENN_STRIPE_API_BASE / _SECRET_KEY / _WEBHOOK_SECRET. Called by zg_settings_from. 0 or -1
+ * with a message in err. */
+int zg_settings_pay(zg_settings *s, const zg_config *c, char *err, size_t errlen);
 
 #endif

@@ -21,6 +21,12 @@ static const zg_route routes[] = {
     {"GET", "/api/v1/account/requests", account_requests, -1},
     {"GET", "/api/v1/account/requests.csv", account_requests_csv, -1},
     {"GET", "/api/v1/account/statements/*", account_statement, -1},
+    {"GET", "/api/v1/account/plans", account_plans, -1},
+    {"POST", "/api/v1/account/checkout", account_checkout, -1},
+    {"GET", "/api/v1/account/checkout/*", account_checkout_show, -1},
+    {"GET", "/api/v1/account/receipts", account_receipts, -1},
+    {"GET", "/api/v1/account/receipts/*", account_receipt, -1},
+    {"POST", "/api/v1/stripe/webhook", account_stripe_webhook, -1},
 };
 
 static int handle(zg_req *r)

@@ -1,7 +1,8 @@
 /* account: the customer portal's API (/api/v1/account/...). account.c is the route table;
  * account_auth.c signs customers up, in and out and changes passwords; account_keys.c shows the
  * account and manages its keys; account_usage.c answers usage analytics and the request log;
- * account_statement.c the monthly statements. */
+ * account_statement.c the monthly statements; account_checkout.c card top-ups, account_webhook.c the
+ * payment processor's events, account_receipts.c the receipts. */
 #ifndef ACCOUNT_H
 #define ACCOUNT_H
 #include "zg_db.h"
@@ -25,6 +26,12 @@ int account_usage_csv(zg_req *r);
 int account_requests(zg_req *r);
 int account_requests_csv(zg_req *r);
 int account_statement(zg_req *r);
+int account_plans(zg_req *r);
+int account_checkout(zg_req *r);
+int account_checkout_show(zg_req *r);
+int account_receipts(zg_req *r);
+int account_receipt(zg_req *r);
+int account_stripe_webhook(zg_req *r);
 
 /* The account of user_id as the portal shows it: email, plan, credits, held, lots. NULL on a
  * database error. */

@@ -1,7 +1,8 @@
 /* account: the monthly statement (/api/v1/account/statements/YYYY-MM, and .csv): opening and
  * closing balance, the top-ups bought, usage per model and per key, and the lots that paid for it
  * (plan, multiplier, credits taken and their cash value). A request counts in the UTC day it
- * started; the balances follow the same rule, so opening + top-ups − usage = closing. */
+ * started; the balances follow the same rule, so opening + top-ups − usage − refunds = closing
+ * (refunds: the unspent credits a card refund took back). */
 #include "account.h"
 #include "zg_catalog.h"
 #include "zg_csv.h"
@@ -19,7 +20,10 @@ static const char SQL_BALANCES[] =
     " (SELECT COALESCE(SUM(d.credits), 0) FROM usage_daily d WHERE d.user_id = u.id AND d.day >= ? AND d.day < ?),"
     " (SELECT COALESCE(SUM(t.credits_granted), 0) FROM topups t WHERE t.user_id = u.id AND t.created_at >= ?"
     "   AND t.created_at < ?),"
-    " (SELECT DATE_FORMAT(lots_from, '%Y-%m-%d') FROM usage_state WHERE id = 1)"
+    " (SELECT DATE_FORMAT(lots_from, '%Y-%m-%d') FROM usage_state WHERE id = 1),"
+    " (SELECT COALESCE(SUM(f.credits_revoked), 0) FROM refunds f WHERE f.user_id = u.id AND f.created_at >= ?),"
+    " (SELECT COALESCE(SUM(f.credits_revoked), 0) FROM refunds f WHERE f.user_id = u.id AND f.created_at >= ?"
+    "   AND f.created_at < ?)"
     " FROM users u WHERE u.id = ?";
 static const char SQL_TOPUPS[] =
     "SELECT id, created_at, plan, multiplier, usd_micros, credits_granted FROM topups"
@@ -30,7 +34,7 @@ static const char SQL_LOTS_USED[] =
     " WHERE l.user_id = ? AND l.day >= ? AND l.day < ? GROUP BY l.topup_id ORDER BY l.topup_id";
 
 struct bal {
-    int64_t balance, used_after, granted_after, used, granted;
+    int64_t balance, used_after, granted_after, used, granted, revoked_after, revoked;
     char lots_from[12];
     bool hit;
 };
@@ -39,8 +43,10 @@ static int take_bal(void *ctx, int nc, char **v, const size_t *l)
 {
     (void)l;
     struct bal *b = ctx;
-    if (nc < 6)
+    if (nc < 8)
         return 1;
+    b->revoked_after = zg_i64_or0(v[6]);
+    b->revoked = zg_i64_or0(v[7]);
     b->balance = zg_i64_or0(v[0]);
     b->used_after = zg_i64_or0(v[1]);
     b->granted_after = zg_i64_or0(v[2]);
@@ -104,8 +110,9 @@ static json_object *statement(zg_req *r, int64_t user_id, int32_t m0)
     zg_uq_date_fmt(m1 - 1, last, sizeof last);
     snprintf(month, sizeof month, "%.7s", d0);
     struct bal b = {0};
-    zg_val pb[] = {ZG_STR(d1), ZG_STR(d1), ZG_STR(d0), ZG_STR(d1), ZG_STR(d0), ZG_STR(d1), ZG_INT(user_id)};
-    if (zg_db_run(r->db, SQL_BALANCES, pb, 7, take_bal, &b, NULL) != 0 || !b.hit)
+    zg_val pb[] = {ZG_STR(d1), ZG_STR(d1), ZG_STR(d0), ZG_STR(d1), ZG_STR(d0),
+                   ZG_STR(d1), ZG_STR(d1), ZG_STR(d0), ZG_STR(d1), ZG_INT(user_id)};
+    if (zg_db_run(r->db, SQL_BALANCES, pb, 10, take_bal, &b, NULL) != 0 || !b.hit)
         return NULL;
     json_object *topups = json_object_new_array(), *model_tot = NULL;
     struct lots lots = {json_object_new_array(), 0, 0};
@@ -121,8 +128,8 @@ static json_object *statement(zg_req *r, int64_t user_id, int32_t m0)
         json_object_put(lots.arr);
         return NULL;
     }
-    int64_t closing = b.balance + b.used_after - b.granted_after;
-    int64_t opening = closing + b.used - b.granted;
+    int64_t closing = b.balance + b.used_after - b.granted_after + b.revoked_after;
+    int64_t opening = closing + b.used - b.granted + b.revoked;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "month", json_object_new_string(month));
     json_object_object_add(o, "from", json_object_new_string(d0));
@@ -132,6 +139,7 @@ static json_object *statement(zg_req *r, int64_t user_id, int32_t m0)
     json_object_object_add(o, "opening_usd", zg_portal_usd_json(opening));
     json_object_object_add(o, "topups", topups);
     json_object_object_add(o, "topup_credits", json_object_new_int64(b.granted));
+    json_object_object_add(o, "refund_credits", json_object_new_int64(b.revoked));
     json_object_object_add(o, "usage", model_tot);
     json_object_object_add(o, "closing_credits", json_object_new_int64(closing));
     json_object_object_add(o, "closing_usd", zg_portal_usd_json(closing));
@@ -218,6 +226,8 @@ static void statement_csv(zg_buf *b, json_object *s)
     json_object_object_get_ex(s, "usage", &u);
     int64_t req = i64(u, "requests"), cash = i64(u, "cash_micros");
     line(b, "usage", "total", "", &req, i64(u, "credits"), &cash);
+    if (i64(s, "refund_credits"))
+        line(b, "refund", "credits taken back", "", NULL, i64(s, "refund_credits"), NULL);
     line(b, "balance", "closing", str(s, "to"), NULL, i64(s, "closing_credits"), NULL);
 }
 
