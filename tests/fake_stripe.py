@@ -327,7 +327,7 @@ def public(s: dict) -> dict:
     return {k: v for k, v in s.items() if not k.startswith("_")}
 
 
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Pay — test mode</title>
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Pay — test mode</title><link rel="icon" href="data:,">
 <style>body{{font:16px system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}
 .box{{border:1px solid #ccc;border-radius:8px;padding:1.5rem}}.amt{{font-size:2rem;font-weight:600}}
 button{{font:inherit;padding:.6rem 1.2rem;margin:.3rem .3rem 0 0}}label{{display:block;margin:.8rem 0 .2rem}}

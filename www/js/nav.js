@@ -14,6 +14,7 @@ const LINKS = `
   <a href="/docs">Docs</a>
   <a href="/manage-api-keys" data-when="in" hidden>API keys</a>
   <a href="/usage" data-when="in" hidden>Usage</a>
+  <a href="/checkout" data-when="in" hidden>Top up</a>
   <a href="/account" data-when="in" hidden>Account</a>
   <span class="who" id="nav-who" data-when="in" hidden></span>
   <button type="button" class="link" id="nav-signout" data-when="in" hidden>Sign out</button>
