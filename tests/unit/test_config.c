@@ -1,6 +1,7 @@
 #include "zg_config.h"
 #include "tap.h"
 #include <stdlib.h>
+#include <string.h>
 
 static zg_config *parse(const char *text, char *err, size_t errlen)
 {
@@ -153,6 +154,15 @@ int main(void)
         {"[billing]\nflush_ms = 0\n", "flush_ms"},
         {"[billing]\nlease_slots = 0\n", "lease_slots"},
         {"[billing]\nlease_credits = -5\n", "lease_credits"},
+        {"[stripe]\ncurrency = USD\n", "currency"},
+        {"[stripe]\ncurrency = usdx\n", "currency"},
+        {"[stripe]\napi_base = ftp://x\n", "api_base"},
+        {"[invoice]\nprefix = zg\n", "prefix"},
+        {"[invoice]\nprefix = ZG_1\n", "prefix"},
+        {"[plans]\npro_min_usd = 0\n", "pro_min_usd"},
+        {"[plans]\npro_min_usd = 50\npro_max_usd = 20\n", "pro_min_usd is above"},
+        {"[plans]\nmax_pack_usd = 2.5\n", "max_pack_usd"},
+        {"[plans]\nmax_packs = 0\n", "max_packs"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = parse(bad[i].text, err, sizeof err);
@@ -162,6 +172,29 @@ int main(void)
            bad[i].errpart, err);
         zg_config_free(c);
     }
+    /* payments: defaults, the file, then the environment */
+    unsetenv("ZENN_STRIPE_SECRET_KEY");
+    unsetenv("ZENN_STRIPE_API_BASE");
+    is_int(zg_settings_from(&s, NULL, err, sizeof err), 0, "payment defaults");
+    ok(strcmp(s.stripe_api_base, "https://api.stripe.com") == 0 && !s.stripe_secret_key[0] &&
+           strcmp(s.stripe_currency, "usd") == 0 && strcmp(s.invoice_prefix, "ZG") == 0,
+       "Stripe's address, no key (payments off), usd, ZG receipts");
+    ok(s.pro_min_micros == 5000000 && s.pro_max_micros == 5000000000LL && s.max_pack_micros == 100000000 &&
+           s.enterprise_pack_micros == 1000000000 && s.max_packs == 20,
+       "plan amounts: Pro $5 to $5,000, Max $100 packs, Enterprise $1,000 packs");
+    c = parse("[stripe]\napi_base = http://127.0.0.1:9/\nsecret_key = sk_test_1\nwebhook_secret = whsec_1\n"
+              "[plans]\npro_min_usd = 10\nmax_packs = 3\n[invoice]\nprefix = INV-EU\nseller_name = Zenn Ltd\n",
+              err, sizeof err);
+    setenv("ZENN_STRIPE_SECRET_KEY", "sk_live_env", 1);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "payment settings load");
+    ok(strcmp(s.stripe_api_base, "http://127.0.0.1:9") == 0 && strcmp(s.stripe_secret_key, "sk_live_env") == 0 &&
+           strcmp(s.stripe_webhook_secret, "whsec_1") == 0,
+       "the trailing slash goes; the environment's key wins over the file's");
+    ok(s.pro_min_micros == 10000000 && s.max_packs == 3 && strcmp(s.invoice_prefix, "INV-EU") == 0 &&
+           strcmp(s.seller_name, "Zenn Ltd") == 0,
+       "plans and invoice from the file");
+    unsetenv("ZENN_STRIPE_SECRET_KEY");
+    zg_config_free(c);
     is_int(zg_provider_parse("zhipu"), ZG_PROV_ZHIPU, "provider by name");
     is_int(zg_provider_parse("nope"), -1, "unknown provider");
     return tap_done();
