@@ -401,3 +401,45 @@ def test_receipt_numbers_have_no_gaps_with_card_and_manual_top_ups_at_once():
     eq(seqs, list(range(1, len(seqs) + 1)))
     eq(sql_int("SELECT last FROM receipt_seq WHERE year = %d" % year), len(seqs))
     eq(sql_int("SELECT COUNT(*) FROM topups t LEFT JOIN receipts r ON r.topup_id = t.id WHERE r.id IS NULL"), 0)
+
+
+def test_without_a_secret_key_payments_are_off_and_say_so():
+    """The account program with an empty [stripe] section: the page learns payments are off, a
+    checkout is 503 payments_unavailable, and the webhook refuses everything."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import fcgi_client
+    from zgtest import ADMIN, CONFIG
+
+    p = customer()
+    d = tempfile.mkdtemp(prefix="zg-nopay-")
+    conf = os.path.join(d, "zenn.conf")
+    with open(CONFIG) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^(secret_key|webhook_secret)\s*=.*$", r"\1 =", text)
+    with open(conf, "w") as f:
+        f.write(text)
+    os.chmod(conf, 0o600)
+    sock = os.path.join(d, "account.sock")
+    prog = subprocess.Popen([os.path.join(os.path.dirname(ADMIN[-1]), "fcgi", "account"), "--config", conf,
+                             "--listen", sock, "--threads", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: os.path.exists(sock), timeout=10, msg="the account program listens")
+        st, _, data = fcgi_client.request(sock, "GET", "/api/v1/account/plans")
+        eq((st, json.loads(data)["payments"]), (200, False))
+        hdrs = {"Content-Type": "application/json", "Cookie": "zg_session=" + p.cookie, "Host": "gw.test",
+                "Origin": "http://gw.test"}
+        st, _, data = fcgi_client.request(sock, "POST", CO, hdrs, b'{"plan":"pro","usd":10}')
+        eq(st, 503, data)
+        eq(json.loads(data)["error"]["type"], "payments_unavailable")
+        ok("not set up" in json.loads(data)["error"]["message"], data)
+        st, _, data = fcgi_client.request(sock, "POST", "/api/v1/stripe/webhook", {"Content-Type": "application/json",
+                                                                                  "Stripe-Signature": "t=1,v1=00"}, b"{}")
+        eq(st, 503, data)
+    finally:
+        prog.terminate()
+        prog.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
+    eq(sql_int("SELECT COUNT(*) FROM checkouts WHERE user_id = %d" % p.uid), 0)
