@@ -162,6 +162,7 @@ int cmd_user_list(app *a, const args *g);
 int cmd_user_reset_password(app *a, const args *g);
 int cmd_invite_create(app *a, const args *g);
 int cmd_topup(app *a, const args *g);
+int cmd_checkout_list(app *a, const args *g);
 int cmd_balance(app *a, const args *g);
 int cmd_usage(app *a, const args *g);
 int cmd_spool_replay(app *a, const args *g);

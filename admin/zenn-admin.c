@@ -61,7 +61,15 @@ static const verb VERBS[] = {
      "Grants USD x 1,000,000 x multiplier credits; an overdraft is repaid from the new lot first.\n"
      "--ref REF  the payment's reference (a bank transfer's id): the same REF grants once; run again,\n"
      "           it says 'already granted' and adds nothing. Without --ref one is generated and printed.\n"
-     "Prints the credits granted, the reference and the new balance.\n"},
+     "Prints the credits granted, the reference, the new balance and the lot's receipt number.\n"},
+    {"checkout", "list", cmd_checkout_list, 0, 0, "status= email= limit= json",
+     "[--status S] [--email EMAIL] [--limit N] [--json]", "List card top-ups (checkouts), newest first",
+     "--status  creating | open | processing | paid | failed | expired | mismatch | refunded\n"
+     "          (mismatch: paid another amount or currency than asked; nothing was granted: refund it\n"
+     "          in Stripe, or grant it with 'topup --ref')\n"
+     "--limit N at most N checkouts (default 100)\n"
+     "--json    a JSON array of {id, email, status, plan, usd, credits, created_at, receipt,\n"
+     "          refunded_usd, session_id, payment_intent, note}\n"},
     {"balance", NULL, cmd_balance, 1, 1, "json", "EMAIL [--json]", "Show a user's credits, plan and top-up lots",
      "--json  {\"email\",\"credits\",\"held\",\"plan\":\"pro|max|enterprise|none\",\n"
      "         \"lots\":[{\"plan\",\"multiplier\",\"credits_granted\",\"credits_remaining\",\"usd\"}]}\n"

@@ -667,7 +667,7 @@ proc: BEGIN
       SET v_outcome = 'mismatch';
       UPDATE checkouts SET status = 'mismatch', payment_intent = p_intent, updated_at = NOW(3),
              note = LEFT(CONCAT('paid ', COALESCE(p_cents, '?'), ' ', COALESCE(p_currency, '?'), ' cents, expected ',
-                                v_usd DIV 10000, ' ', v_currency), 255)
+                                v_usd DIV 10000, ' ', v_currency, ' cents'), 255)
        WHERE id = v_id;
     ELSE
       SELECT id INTO v_user FROM users WHERE id = v_user FOR UPDATE;
