@@ -443,3 +443,22 @@ def test_without_a_secret_key_payments_are_off_and_say_so():
         prog.wait(10)
         shutil.rmtree(d, ignore_errors=True)
     eq(sql_int("SELECT COUNT(*) FROM checkouts WHERE user_id = %d" % p.uid), 0)
+
+
+def test_admin_lists_checkouts_and_finds_the_mismatched_ones():
+    p = customer()
+    good, bad = start(p, "pro", 15), start(p, "max", 100)
+    pay(good)
+    paid(p, good)
+    pay(bad, deliver=False)
+    eq(outcomes(deliver(session=bad["session"], type="checkout.session.completed", override={"amount_total": 5000})),
+       [(200, "mismatch")])
+    rows = json.loads(admin("checkout", "list", "--email", p.email, "--json"))
+    eq([(x["id"], x["status"], x["usd"], x["credits"]) for x in rows],
+       [(bad["id"], "mismatch", "100.000000", 400000000), (good["id"], "paid", "15.000000", 15000000)])
+    eq(rows[0]["note"], "paid 5000 usd cents, expected 10000 usd cents")
+    ok(RECEIPT_RE.match(rows[1]["receipt"]) and rows[0]["receipt"] is None, rows)
+    mism = json.loads(admin("checkout", "list", "--status", "mismatch", "--limit", "1000", "--json"))
+    ok(bad["id"] in [x["id"] for x in mism] and good["id"] not in [x["id"] for x in mism], mism)
+    table = admin("checkout", "list", "--email", p.email)
+    ok(bad["id"] in table and "mismatch" in table, table)

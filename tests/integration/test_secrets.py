@@ -239,9 +239,18 @@ def test_world_readable_config_with_secrets_is_flagged():
         p = run(text, 0o600)
         ok("world-readable" not in p.stderr, "%s: warned about a private config: %r" % (run.__name__, p.stderr[-300:]))
     # a config without secrets may be readable by all
-    public = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith(("api_key", "password")))
+    secrets = ("api_key", "password", "secret_key", "webhook_secret")
+    public = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith(secrets))
     p = _run_admin_with(public, 0o644)
     ok("world-readable" not in p.stderr, "warned about a config without secrets: %r" % p.stderr[-300:])
+    # the payment processor's keys are secrets too
+    ok("\nsecret_key = sk_" in text and "\nwebhook_secret = whsec_" in text, "the test config holds Stripe keys")
+    for key in ("secret_key", "webhook_secret"):
+        only = "\n".join(ln for ln in text.splitlines()
+                         if not ln.strip().startswith(tuple(k for k in secrets if k != key)))
+        p = _run_admin_with(only, 0o644)
+        ok("world-readable" in p.stderr, "no warning for a world-readable config holding [stripe] %s" % key)
+        ok("sk_test" not in p.stderr and "whsec_" not in p.stderr, "the warning does not print the secret")
 
 
 def test_generated_configs_are_not_world_readable():
