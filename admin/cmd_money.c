@@ -30,13 +30,8 @@ int cmd_topup(app *a, const args *g)
         if (!valid_ident(ref_opt, 64, "_-.:/#"))
             return bad_usage(g, "bad --ref '%s' (1 to 64 of A-Z a-z 0-9 _ - . : / #)", ref_opt);
         snprintf(ref, sizeof ref, "%s", ref_opt);
-    } else {
-        unsigned char rnd[12];
-        if (RAND_bytes(rnd, sizeof rnd) != 1)
-            return fail(g, "no random bytes for a top-up reference");
-        int k = snprintf(ref, sizeof ref, "admin-");
-        for (size_t i = 0; i < sizeof rnd; i++)
-            k += snprintf(ref + k, sizeof ref - (size_t)k, "%02x", rnd[i]);
+    } else if (zg_auth_random_id("admin-", ref, sizeof ref) != 0) {
+        return fail(g, "no random bytes for a top-up reference");
     }
     zg_val p[] = {ZG_INT(uid), ZG_STR(plan_name), ZG_INT(usd), ZG_INT(mult), ZG_STR(ref),
                   ZG_STR(a->settings.invoice_prefix)};

@@ -48,12 +48,11 @@ int cmd_user_reset_password(app *a, const args *g)
     zg_val p[] = {ZG_STR(hash), ZG_INT(uid)};
     rc = query(a, SQL_RESET_ADD, p, 2, NULL, NULL) == 0 ? RC_OK : db_fail(a, g, "storing the reset link");
     if (rc == RC_OK) {
-        const char *base = a->settings.portal_url;
-        size_t n = strlen(base);
-        printf("%.*s/reset?token=%s\n", (int)(n && base[n - 1] == '/' ? n - 1 : n), base, token);
+        const char *base = a->settings.portal_url; /* without a trailing slash */
+        printf("%s/reset?token=%s\n", base, token);
         fflush(stdout);
         fprintf(stderr, "one-time link for %s, valid for 1 hour%s\n", email,
-                n ? "" : " (set [portal] url to print the full address)");
+                base[0] ? "" : " (set [portal] url to print the full address)");
     }
     OPENSSL_cleanse(token, sizeof token);
     return rc;

@@ -103,18 +103,34 @@ bool zg_auth_key_wellformed(const char *key, size_t len)
     return true;
 }
 
-void zg_auth_hash(const char *key, size_t len, char hex[65])
+void zg_auth_hex(const unsigned char *p, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void zg_auth_hash(const char *key, size_t len, char hex[65])
+{
     unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
+    zg_auth_hex(md, sizeof md, hex);
     OPENSSL_cleanse(md, sizeof md); /* the digest of a secret (a key, a token, a password) */
+}
+
+int zg_auth_random_id(const char *prefix, char *out, size_t cap)
+{
+    unsigned char rnd[12];
+    size_t o = strlen(prefix);
+    if (cap < o + 2 * sizeof rnd + 1 || RAND_bytes(rnd, sizeof rnd) != 1)
+        return -1;
+    memcpy(out, prefix, o);
+    zg_auth_hex(rnd, sizeof rnd, out + o);
+    return 0;
 }
 
 int zg_auth_token(const char *tag, char *out, size_t cap)

@@ -41,6 +41,11 @@ zg_keysrc zg_auth_from_req(const zg_req *r, char *qbuf, size_t qbuflen, const ch
 bool zg_auth_key_wellformed(const char *key, size_t len);
 /* SHA-256 of the key as 64 lower-case hex digits (+ NUL). */
 void zg_auth_hash(const char *key, size_t len, char hex[65]);
+/* p[0..n) as 2n lower-case hex digits + NUL into out (at least 2n + 1 bytes). */
+void zg_auth_hex(const unsigned char *p, size_t n, char *out);
+/* A new reference from OpenSSL's RNG: prefix + 24 lower-case hex digits (96 random bits), into
+ * out[cap]. 0, or -1 when the RNG failed or it does not fit. */
+int zg_auth_random_id(const char *prefix, char *out, size_t cap);
 #define ZG_TOKEN_CHARS 43          /* base64url of ZG_KEY_RANDOM_BYTES, no padding */
 /* A new secret token from OpenSSL's RNG: tag (at most 8 bytes, e.g. "ck_") + ZG_TOKEN_CHARS
  * base64url characters, into out[cap] (cap >= strlen(tag) + ZG_TOKEN_CHARS + 1). 0 or -1. */

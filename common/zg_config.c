@@ -302,6 +302,13 @@ static void derive_root(char *dst, size_t cap, const char *base, const char *str
         dst[0] = '\0';
 }
 
+void zg_config_trim_slashes(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '/')
+        s[--n] = '\0';
+}
+
 int zg_config_env_str(const char *name, char *dst, size_t cap, char *err, size_t errlen)
 {
     const char *v = getenv(name);
@@ -425,6 +432,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("portal", "login_window_minutes", 1, 1440, window_min);
     if (zg_config_str(c, "portal", "url", s->portal_url, sizeof s->portal_url, err, errlen))
         return -1;
+    zg_config_trim_slashes(s->portal_url);
     s->session_idle_s = idle_days * 86400;
     s->session_max_s = max_days * 86400;
     s->login_window_s = window_min * 60;
@@ -460,15 +468,9 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         if (zg_config_env_str(name, p->api_key, sizeof p->api_key, err, errlen))
             return -1;
         /* strip trailing slashes so paths can be appended */
-        size_t L = strlen(p->base_url);
-        while (L > 0 && p->base_url[L - 1] == '/')
-            p->base_url[--L] = '\0';
-        L = strlen(p->anthropic_base_url);
-        while (L > 0 && p->anthropic_base_url[L - 1] == '/')
-            p->anthropic_base_url[--L] = '\0';
-        L = strlen(p->openai_base_url);
-        while (L > 0 && p->openai_base_url[L - 1] == '/')
-            p->openai_base_url[--L] = '\0';
+        zg_config_trim_slashes(p->base_url);
+        zg_config_trim_slashes(p->anthropic_base_url);
+        zg_config_trim_slashes(p->openai_base_url);
         snprintf(name, sizeof name, "ZENN_%s_ANTHROPIC_BASE_URL", up);
         if (anth_strip[i] && !zg_config_get(c, sec, "anthropic_base_url", NULL) && !getenv(name))
             derive_root(p->anthropic_base_url, sizeof p->anthropic_base_url, p->base_url, anth_strip[i], "/anthropic");

@@ -62,7 +62,8 @@ typedef struct zg_settings {
     int session_max_s;            /* a session ends this long after sign-in whatever its use */
     int login_max_failures;       /* failed sign-ins per account and per address within login_window_s */
     int login_window_s;
-    char portal_url[256];         /* the portal's public address, for links (e.g. password resets) */
+    char portal_url[256];         /* the portal's public address, for links (e.g. password resets);
+                                     no trailing slash */
     /* [usage] */
     int usage_keep_days;          /* raw usage rows are deleted this many days after (rollups stay) */
     /* [stripe]: card top-ups (payments are off while secret_key is empty) */
@@ -97,6 +98,8 @@ int zg_config_str(const zg_config *c, const char *sec, const char *key, char *ds
 /* Parse section.key (when present) as an integer in min..max into *dst: 0, or -1 naming it in err. */
 int zg_config_int(const zg_config *c, const char *sec, const char *key, int64_t min, int64_t max, int64_t *dst,
                   char *err, size_t errlen);
+/* Drop the trailing slashes of an address, so that paths can be appended to it. */
+void zg_config_trim_slashes(char *s);
 /* Copy environment variable name (when set) into dst[cap]: 0, or -1 with "too long" in err. */
 int zg_config_env_str(const char *name, char *dst, size_t cap, char *err, size_t errlen);
 

@@ -54,9 +54,7 @@ int zg_settings_pay(zg_settings *s, const zg_config *c, char *err, size_t errlen
     s->seller_name[0] = s->seller_address[0] = s->seller_tax_id[0] = s->seller_email[0] = '\0';
     if (strs(c, s, err, errlen) != 0)
         return -1;
-    size_t n = strlen(s->stripe_api_base);
-    while (n > 0 && s->stripe_api_base[n - 1] == '/')
-        s->stripe_api_base[--n] = '\0';
+    zg_config_trim_slashes(s->stripe_api_base);
     if (strncmp(s->stripe_api_base, "https://", 8) != 0 && strncmp(s->stripe_api_base, "http://", 7) != 0) {
         snprintf(err, errlen, "[stripe] api_base: expected an http(s):// address, got '%.80s'", s->stripe_api_base);
         return -1;

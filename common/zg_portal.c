@@ -87,25 +87,24 @@ int zg_portal_reply(zg_req *r, int status, json_object *o)
     return 0;
 }
 
-json_object *zg_portal_body(zg_req *r)
+int zg_portal_read(zg_req *r, size_t max)
 {
     const char *cl = zg_req_header(r, "content-length");
     int64_t n = 0;
-    if (cl && zg_parse_i64(cl, strlen(cl), 0, INT64_MAX, &n) == 0 && n > ZG_PORTAL_BODY_MAX) {
-        zg_portal_fail(r, 413, "request_too_large", NULL, "the request body is larger than %d bytes",
-                       ZG_PORTAL_BODY_MAX);
+    int rc = cl && zg_parse_i64(cl, strlen(cl), 0, INT64_MAX, &n) == 0 && (uint64_t)n > max ? ZG_E_TOOBIG
+                                                                                           : zg_req_read_body(r);
+    if (rc == ZG_E_TOOBIG || (rc == ZG_OK && r->body.len > max))
+        return zg_portal_fail(r, 413, "request_too_large", NULL, "the request body is larger than %zu bytes", max),
+               -1;
+    if (rc != ZG_OK)
+        return zg_portal_bad(r, NULL, "the request body could not be read"), -1;
+    return 0;
+}
+
+json_object *zg_portal_body(zg_req *r)
+{
+    if (zg_portal_read(r, ZG_PORTAL_BODY_MAX) != 0)
         return NULL;
-    }
-    int rc = zg_req_read_body(r);
-    if (rc == ZG_E_TOOBIG || (rc == ZG_OK && r->body.len > ZG_PORTAL_BODY_MAX)) {
-        zg_portal_fail(r, 413, "request_too_large", NULL, "the request body is larger than %d bytes",
-                       ZG_PORTAL_BODY_MAX);
-        return NULL;
-    }
-    if (rc != ZG_OK) {
-        zg_portal_bad(r, NULL, "the request body could not be read");
-        return NULL;
-    }
     if (r->body.len == 0) {
         zg_portal_bad(r, NULL, "a JSON object is expected in the request body");
         return NULL;

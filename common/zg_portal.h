@@ -18,6 +18,9 @@ int zg_portal_bad(zg_req *r, const char *field, const char *msg);
 int zg_portal_unavailable(zg_req *r);
 /* Answer o as JSON with status (o is released; NULL answers an empty body). Returns 0. */
 int zg_portal_reply(zg_req *r, int status, json_object *o);
+/* Read the whole body, at most max bytes (413 naming the limit before reading when Content-Length
+ * says more), or answer 400 when it cannot be read. 0, or answered and -1. */
+int zg_portal_read(zg_req *r, size_t max);
 /* Read the body as one JSON object: at most ZG_PORTAL_BODY_MAX bytes (413), UTF-8, no member named
  * twice, nothing after it (400). NULL when answered with an error; release the object with
  * json_object_put. */

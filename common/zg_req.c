@@ -1,4 +1,5 @@
 #include "zg_req.h"
+#include "zg_auth.h"
 #include "zg_config.h"
 #include <ctype.h>
 #include <openssl/rand.h>
@@ -11,7 +12,6 @@
 
 void zg_request_id_new(char *out, size_t outlen)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char rnd[12];
     if (RAND_bytes(rnd, sizeof rnd) != 1) {
         /* fall back to time and address entropy; ids need uniqueness, not secrecy */
@@ -22,11 +22,7 @@ void zg_request_id_new(char *out, size_t outlen)
             rnd[i] = (unsigned char)(a >> 56);
     }
     char id[4 + 24 + 1] = "req_";
-    for (size_t i = 0; i < sizeof rnd; i++) {
-        id[4 + 2 * i] = hex[rnd[i] >> 4];
-        id[5 + 2 * i] = hex[rnd[i] & 15];
-    }
-    id[28] = '\0';
+    zg_auth_hex(rnd, sizeof rnd, id + 4);
     snprintf(out, outlen, "%s", id);
 }
 

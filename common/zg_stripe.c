@@ -1,6 +1,7 @@
 /* The payment processor (Stripe): webhook signatures, form bodies, events, and the one call the
  * gateway makes (creating a Checkout Session). */
 #include "zg_stripe.h"
+#include "zg_auth.h"
 #include "zg_config.h"
 #include "zg_log.h"
 #include "zg_num.h"
@@ -14,31 +15,25 @@
 
 #define SIGS_MAX 16 /* signatures looked at in one header at most */
 
-/* hex HMAC-SHA256 of "t." + payload under secret into hex[65]. */
-static void mac_hex(const char *payload, size_t len, const char *secret, const char *t, size_t tlen, char hex[65])
+/* hex HMAC-SHA256 of "t." + payload under secret into hex[65]: 0, or -1 when OpenSSL failed. */
+static int mac_hex(const char *payload, size_t len, const char *secret, const char *t, size_t tlen, char hex[65])
 {
     unsigned char md[32];
-    unsigned int mdlen = 0;
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end()};
     size_t out = 0;
-    if (ctx && EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params) == 1 &&
-        EVP_MAC_update(ctx, (const unsigned char *)t, tlen) == 1 && EVP_MAC_update(ctx, (const unsigned char *)".", 1) == 1 &&
-        EVP_MAC_update(ctx, (const unsigned char *)payload, len) == 1 && EVP_MAC_final(ctx, md, &out, sizeof md) == 1)
-        mdlen = (unsigned int)out;
+    bool done = ctx && EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params) == 1 &&
+                EVP_MAC_update(ctx, (const unsigned char *)t, tlen) == 1 &&
+                EVP_MAC_update(ctx, (const unsigned char *)".", 1) == 1 &&
+                EVP_MAC_update(ctx, (const unsigned char *)payload, len) == 1 &&
+                EVP_MAC_final(ctx, md, &out, sizeof md) == 1 && out == sizeof md;
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(mac);
-    static const char digits[] = "0123456789abcdef";
-    if (mdlen != sizeof md)
-        memset(md, 0, sizeof md); /* matches no real signature: 64 zero digits are refused below */
-    for (size_t i = 0; i < sizeof md; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-    if (mdlen != sizeof md)
-        hex[0] = 'x';
+    if (!done)
+        return -1;
+    zg_auth_hex(md, sizeof md, hex);
+    return 0;
 }
 
 int zg_stripe_verify(const char *header, const char *payload, size_t len, const char *secret, int64_t now,
@@ -74,7 +69,9 @@ int zg_stripe_verify(const char *header, const char *payload, size_t len, const 
     if (nsig == 0)
         return -1;
     char want[65];
-    mac_hex(payload, len, secret, t, tlen, want);
+    *why = "the signature could not be computed";
+    if (mac_hex(payload, len, secret, t, tlen, want) != 0)
+        return -1;
     int hit = 0;
     for (size_t i = 0; i < nsig; i++)
         hit |= CRYPTO_memcmp(want, sig[i], 64) == 0;
@@ -86,7 +83,8 @@ void zg_stripe_sign(const char *payload, size_t len, const char *secret, int64_t
 {
     char ts[24], hex[65];
     int n = snprintf(ts, sizeof ts, "%lld", (long long)t);
-    mac_hex(payload, len, secret, ts, (size_t)n, hex);
+    if (mac_hex(payload, len, secret, ts, (size_t)n, hex) != 0)
+        hex[0] = '\0'; /* a header no check accepts */
     snprintf(out, cap, "t=%s,v1=%s", ts, hex);
 }
 

@@ -16,7 +16,8 @@ struct zg_settings;
  * and TIMESTAMP be within tolerance seconds of now. 0 when it holds; -1 with *why set. */
 int zg_stripe_verify(const char *header, const char *payload, size_t len, const char *secret, int64_t now,
                      int64_t tolerance, const char **why);
-/* The header value a signer would send for payload at time t (tests and the stand-in's twin). */
+/* The header value a signer would send for payload at time t (tests and the stand-in's twin); one
+ * without a signature when OpenSSL failed. */
 void zg_stripe_sign(const char *payload, size_t len, const char *secret, int64_t t, char *out, size_t cap);
 
 /* Append key=value to a form body (application/x-www-form-urlencoded; '&' between pairs), both

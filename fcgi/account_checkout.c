@@ -2,13 +2,13 @@
  * the processor's Checkout Session), and a checkout's state for the page that waits for it. The
  * credits themselves are granted by the signed webhook (account_webhook.c), never here. */
 #include "account.h"
+#include "zg_auth.h"
 #include "zg_catalog.h"
 #include "zg_config.h"
 #include "zg_log.h"
 #include "zg_num.h"
 #include "zg_stripe.h"
 #include <inttypes.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +47,12 @@ int account_plans(zg_req *r)
     return zg_portal_reply(r, 200, o);
 }
 
+/* A plan's name as a title ("Max"). */
+static const char *plan_title(int plan)
+{
+    return plan == ZG_PLAN_PRO ? "Pro" : plan == ZG_PLAN_MAX ? "Max" : "Enterprise";
+}
+
 /* Is usd (micro-dollars) a purchase of plan the settings allow? NULL, or why not. */
 static const char *amount_refused(const zg_settings *s, int plan, int64_t usd, char *msg, size_t cap)
 {
@@ -60,8 +66,8 @@ static const char *amount_refused(const zg_settings *s, int plan, int64_t usd, c
     }
     int64_t pack = plan == ZG_PLAN_MAX ? s->max_pack_micros : s->enterprise_pack_micros;
     if (usd <= 0 || usd % pack != 0 || usd / pack > s->max_packs) {
-        snprintf(msg, cap, "%s is sold in packs of $%" PRId64 ": 1 to %d packs",
-                 plan == ZG_PLAN_MAX ? "Max" : "Enterprise", pack / USD, s->max_packs);
+        snprintf(msg, cap, "%s is sold in packs of $%" PRId64 ": 1 to %d packs", plan_title(plan), pack / USD,
+                 s->max_packs);
         return msg;
     }
     return NULL;
@@ -76,9 +82,6 @@ static void portal_base(const zg_req *r, char *out, size_t cap)
         snprintf(out, cap, "%s", u);
     else
         snprintf(out, cap, "%s://%s", zg_portal_https(r) ? "https" : "http", host && *host ? host : "localhost");
-    size_t n = strlen(out);
-    while (n > 0 && out[n - 1] == '/')
-        out[--n] = '\0';
 }
 
 struct pending {
@@ -135,10 +138,8 @@ static int session_form(const zg_req *r, const zg_account *who, const struct pen
 {
     char base[300], c[32], cents[32], name[160], idbuf[32], creds[32], uid[32];
     portal_base(r, base, sizeof base);
-    snprintf(name, sizeof name, "%s top-up: %s credits (%dx)", plan == ZG_PLAN_PRO ? "Pro"
-                                                               : plan == ZG_PLAN_MAX ? "Max"
-                                                                                     : "Enterprise",
-             grouped(credits, c), zg_plan_multiplier(plan));
+    snprintf(name, sizeof name, "%s top-up: %s credits (%dx)", plan_title(plan), grouped(credits, c),
+             zg_plan_multiplier(plan));
     snprintf(cents, sizeof cents, "%" PRId64, p->usd / CENT);
     snprintf(idbuf, sizeof idbuf, "%" PRId64, p->id);
     snprintf(creds, sizeof creds, "%" PRId64, credits);
@@ -257,21 +258,16 @@ int account_checkout(zg_req *r)
         goto out;
     }
     struct pending p = {0};
-    unsigned char rnd[12];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+    char ref[sizeof p.ref];
+    if (zg_auth_random_id("co_", ref, sizeof ref) != 0) {
         rc = zg_portal_fail(r, 500, "server_error", NULL, "no random bytes for a checkout reference; try again");
         goto out;
     }
-    int k = snprintf(p.ref, sizeof p.ref, "co_");
-    for (size_t i = 0; i < sizeof rnd; i++)
-        k += snprintf(p.ref + k, sizeof p.ref - (size_t)k, "%02x", rnd[i]);
     int mult = zg_plan_multiplier(plan);
     int64_t credits = usd * mult;
-    zg_val add[] = {ZG_STR(p.ref), ZG_INT(who.user_id), ZG_STR(zg_plan_name(plan)), ZG_INT(usd), ZG_INT(mult),
+    zg_val add[] = {ZG_STR(ref), ZG_INT(who.user_id), ZG_STR(zg_plan_name(plan)), ZG_INT(usd), ZG_INT(mult),
                     ZG_INT(credits), ZG_STR(r->cfg->stripe_currency), ck ? ZG_STR(ck) : ZG_NULLV};
-    zg_val by_ref[] = {ZG_STR(p.ref)};
-    char ref[28];
-    memcpy(ref, p.ref, sizeof ref);
+    zg_val by_ref[] = {ZG_STR(ref)};
     if (zg_db_run(r->db, SQL_CO_ADD, add, 8, NULL, NULL, NULL) != 0 ||
         zg_db_run(r->db, SQL_CO_BY_REF, by_ref, 1, take_pending, &p, NULL) != 0) {
         rc = zg_portal_unavailable(r);

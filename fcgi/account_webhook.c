@@ -14,25 +14,20 @@
 #include <string.h>
 #include <time.h>
 
-static int fail(zg_req *r, int status, const char *type, const char *msg)
-{
-    return zg_portal_fail(r, status, type, NULL, "%s", msg);
-}
-
+/* A procedure's answer: outcome, checkout_id, and (zg_checkout_event) topup_id, credits, receipt. */
 struct outcome {
     char what[32], receipt[48];
-    int64_t checkout, credits;
+    int64_t checkout;
 };
 
 static int take_outcome(void *ctx, int nc, char **v, const size_t *l)
 {
     (void)l;
     struct outcome *o = ctx;
-    if (nc < 3)
+    if (nc < 2)
         return 1;
     snprintf(o->what, sizeof o->what, "%s", v[0] ? v[0] : "");
     o->checkout = zg_i64_or0(v[1]);
-    o->credits = zg_i64_or0(nc >= 4 ? v[3] : v[2]);
     if (nc >= 5 && v[4])
         snprintf(o->receipt, sizeof o->receipt, "%s", v[4]);
     return 1;
@@ -43,40 +38,26 @@ static const char SQL_REFUND[] = "CALL zg_checkout_refund(?, ?, ?, ?)";
 
 static const char *const kind_names[] = {"", "grant", "pending", "failed", "expired", "refund"};
 
-/* Read the body, at most ZG_STRIPE_EVENT_MAX bytes: 0, or answered and -1. */
-static int read_body(zg_req *r)
-{
-    const char *cl = zg_req_header(r, "content-length");
-    int64_t n = 0;
-    if (cl && zg_parse_i64(cl, strlen(cl), 0, INT64_MAX, &n) == 0 && n > ZG_STRIPE_EVENT_MAX)
-        return fail(r, 413, "request_too_large", "the event is larger than the gateway reads"), -1;
-    int rc = zg_req_read_body(r);
-    if (rc == ZG_E_TOOBIG || (rc == ZG_OK && r->body.len > ZG_STRIPE_EVENT_MAX))
-        return fail(r, 413, "request_too_large", "the event is larger than the gateway reads"), -1;
-    if (rc != ZG_OK)
-        return fail(r, 400, "invalid_request_error", "the body could not be read"), -1;
-    return 0;
-}
-
 int account_stripe_webhook(zg_req *r)
 {
     const zg_settings *s = r->cfg;
     if (!s->stripe_webhook_secret[0])
-        return fail(r, 503, "payments_unavailable", "webhooks are not set up: [stripe] webhook_secret is empty");
-    if (read_body(r) != 0)
+        return zg_portal_fail(r, 503, "payments_unavailable", NULL,
+                              "webhooks are not set up: [stripe] webhook_secret is empty");
+    if (zg_portal_read(r, ZG_STRIPE_EVENT_MAX) != 0)
         return 0;
     const char *why;
     if (zg_stripe_verify(zg_req_header(r, "stripe-signature"), r->body.data, r->body.len, s->stripe_webhook_secret,
                          (int64_t)time(NULL), ZG_STRIPE_TOLERANCE, &why) != 0) {
         zg_warn("stripe webhook from %s refused: %s", zg_portal_addr(r), why);
-        return fail(r, 400, "invalid_signature", why);
+        return zg_portal_fail(r, 400, "invalid_signature", NULL, "%s", why);
     }
     zg_stripe_event ev;
     if (zg_stripe_event_parse(r->body.data, r->body.len, &ev, &why) != 0) {
         zg_warn("stripe webhook: a signed event the gateway cannot read: %s", why);
-        return fail(r, 400, "invalid_request_error", why);
+        return zg_portal_bad(r, NULL, why);
     }
-    struct outcome out = {"ignored", "", 0, 0};
+    struct outcome out = {"ignored", "", 0};
     int rc = 0;
     if (ev.kind == ZG_EV_REFUND) {
         zg_val p[] = {ZG_STR(ev.id), ZG_STR(ev.type), ZG_STR(ev.intent), ZG_INT(ev.amount_cents)};

@@ -183,13 +183,15 @@ int main(void)
            s.enterprise_pack_micros == 1000000000 && s.max_packs == 20,
        "plan amounts: Pro $5 to $5,000, Max $100 packs, Enterprise $1,000 packs");
     c = parse("[stripe]\napi_base = http://127.0.0.1:9/\nsecret_key = sk_test_1\nwebhook_secret = whsec_1\n"
-              "[plans]\npro_min_usd = 10\nmax_packs = 3\n[invoice]\nprefix = INV-EU\nseller_name = Zenn Ltd\n",
+              "[plans]\npro_min_usd = 10\nmax_packs = 3\n[invoice]\nprefix = INV-EU\nseller_name = Zenn Ltd\n"
+              "[portal]\nurl = https://gw.example.com//\n",
               err, sizeof err);
     setenv("ZENN_STRIPE_SECRET_KEY", "sk_live_env", 1);
     is_int(zg_settings_from(&s, c, err, sizeof err), 0, "payment settings load");
     ok(strcmp(s.stripe_api_base, "http://127.0.0.1:9") == 0 && strcmp(s.stripe_secret_key, "sk_live_env") == 0 &&
            strcmp(s.stripe_webhook_secret, "whsec_1") == 0,
        "the trailing slash goes; the environment's key wins over the file's");
+    is_str(s.portal_url, "https://gw.example.com", "the portal's address loses its trailing slashes too");
     ok(s.pro_min_micros == 10000000 && s.max_packs == 3 && strcmp(s.invoice_prefix, "INV-EU") == 0 &&
            strcmp(s.seller_name, "Zenn Ltd") == 0,
        "plans and invoice from the file");
