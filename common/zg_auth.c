@@ -233,6 +233,7 @@ int zg_auth_optional(zg_req *r, zg_principal *who)
 static struct {
     char hash[65];
     time_t at;
+    int64_t user;
 } known[KNOWN_SLOTS];
 static pthread_mutex_t known_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -244,20 +245,22 @@ static size_t known_slot(const char *hex)
     return h % KNOWN_SLOTS;
 }
 
-void zg_auth_remember(const char hex[65])
+void zg_auth_remember(const char hex[65], int64_t user_id)
 {
     size_t i = known_slot(hex);
     pthread_mutex_lock(&known_mu);
     memcpy(known[i].hash, hex, 65);
     known[i].at = time(NULL);
+    known[i].user = user_id;
     pthread_mutex_unlock(&known_mu);
 }
 
-int zg_auth_screen(zg_req *r, const char hex[65])
+int zg_auth_screen(zg_req *r, const char hex[65], int64_t *user_id)
 {
     size_t i = known_slot(hex);
     pthread_mutex_lock(&known_mu);
     bool seen = strcmp(known[i].hash, hex) == 0 && time(NULL) - known[i].at < KNOWN_TTL_S;
+    *user_id = seen ? known[i].user : 0;
     pthread_mutex_unlock(&known_mu);
     if (seen)
         return 0;
@@ -266,6 +269,7 @@ int zg_auth_screen(zg_req *r, const char hex[65])
         return 0; /* the database is away: admission decides (a leased key may still be served) */
     if (row[0] != 0)
         return zg_err_reply(r, ZG_ERR_AUTH, "Invalid API key: unknown or revoked"), -1;
-    zg_auth_remember(hex);
+    *user_id = row[1];
+    zg_auth_remember(hex, row[1]);
     return 0;
 }

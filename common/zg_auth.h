@@ -70,10 +70,11 @@ int zg_auth_optional(zg_req *r, zg_principal *who);
 /* Before the request body is read: is the key with this hash one we know? Keys seen valid in the last
  * minute pass at once; others are looked up (one round trip). An unknown or revoked key is answered
  * 401 in r's protocol (-1), so its body is never read or parsed. When the database cannot be asked,
- * the request goes on (0): admission decides. Thread-safe. */
-int zg_auth_screen(zg_req *r, const char hex[65]);
+ * the request goes on (0): admission decides. *user_id gets the key's user (0 when the database
+ * could not be asked). Thread-safe. */
+int zg_auth_screen(zg_req *r, const char hex[65], int64_t *user_id);
 /* Note that the key with this hash was just found valid (by admission). */
-void zg_auth_remember(const char hex[65]);
+void zg_auth_remember(const char hex[65], int64_t user_id);
 /* Find the key in r and hash it without touching the database. Returns 0 with hex filled, or
  * answers 401 in r's protocol and returns -1 (missing or malformed key). */
 int zg_auth_key_hash(zg_req *r, char hex[65]);

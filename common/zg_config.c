@@ -338,7 +338,9 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     strcpy(s->db_name, "zenn");
     s->db_port = 3306;
     s->db_timeout = 5;
-    s->threads = 8;
+    s->db_connections = 8;
+    s->threads = 8192;
+    s->idle_threads = 8;
     s->max_body_bytes = 32 << 20;
     s->log_level = ZG_LOG_INFO;
     s->connect_timeout = 10;
@@ -364,6 +366,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->rl_codex = 1000;
     s->rl_images = 500;
     s->rl_count_tokens = 10000;
+    s->concurrent_per_user = 32;
     for (int i = 0; i < ZG_PROV_COUNT; i++) {
         strcpy(s->prov[i].base_url, def_base[i]);
     }
@@ -376,7 +379,9 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         return -1;
     GET_INT("database", "port", 1, 65535, s->db_port);
     GET_INT("database", "timeout", 1, 3600, s->db_timeout);
-    GET_INT("server", "threads", 1, 1024, s->threads);
+    GET_INT("database", "connections", 1, 256, s->db_connections);
+    GET_INT("server", "threads", 1, 65536, s->threads);
+    GET_INT("server", "idle_threads", 1, 1024, s->idle_threads);
     /* the JSON parser takes lengths as int: at most 1 GiB */
     GET_INT("server", "max_body_bytes", 1024, (int64_t)1 << 30, s->max_body_bytes);
     const char *lvl = zg_config_get(c, "server", "log_level", NULL);
@@ -413,6 +418,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("limits", "codex_per_hour", 1, 100000000, s->rl_codex);
     GET_INT("limits", "images_per_hour", 1, 100000000, s->rl_images);
     GET_INT("limits", "count_tokens_per_hour", 1, 100000000, s->rl_count_tokens);
+    GET_INT("limits", "concurrent_per_user", 1, 1000000, s->concurrent_per_user);
     const char *su = zg_config_get(c, "portal", "signup", "open");
     if (strcmp(su, "open") == 0) {
         s->signup = ZG_SIGNUP_OPEN;

@@ -37,8 +37,10 @@ typedef struct zg_settings {
     char db_host[256], db_socket[512], db_user[128], db_password[256], db_name[128];
     int db_port;
     int db_timeout; /* seconds a statement may take to answer (read/write timeout) */
+    int db_connections; /* the most connections a program process opens */
     /* [server] */
-    int threads;
+    int threads;        /* [server] threads: the most requests a process serves at once */
+    int idle_threads;   /* [server] idle_threads: threads kept waiting for the next request */
     int64_t max_body_bytes;
     int log_level;
     /* [upstream] seconds */
@@ -55,6 +57,7 @@ typedef struct zg_settings {
     int flush_ms;                 /* finished requests are written at least this often */
     /* [limits] requests per hour */
     int rl_messages, rl_codex, rl_images, rl_count_tokens;
+    int concurrent_per_user; /* requests in flight per user, across processes and nodes */
     zg_provider_conf prov[ZG_PROV_COUNT];
     /* [portal] */
     int signup;                   /* ZG_SIGNUP_OPEN, _INVITE or _CLOSED */

@@ -3,6 +3,7 @@
 #include "zg_num.h"
 #include <errmsg.h>
 #include <mysql.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,16 @@ struct zg_db {
     char err[512];
     unsigned errnum;
     uint64_t trips;
+    zg_db_pool *pool; /* a borrowing handle: no connection of its own */
+};
+
+/* The process's connections, lent out for one statement at a time. */
+struct zg_db_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    int size, nfree, waiting;
+    zg_db **conns; /* all of them */
+    zg_db **free;  /* a stack of the idle ones */
 };
 
 void zg_db_global_init(void)
@@ -67,8 +78,129 @@ void zg_db_free(zg_db *db)
 {
     if (!db)
         return;
-    disconnect(db);
+    if (!db->pool)
+        disconnect(db);
     free(db);
+}
+
+zg_db_pool *zg_db_pool_new(const zg_settings *s, int size)
+{
+    if (size < 1)
+        size = 1;
+    zg_db_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->conns = calloc((size_t)size, sizeof *p->conns);
+    p->free = calloc((size_t)size, sizeof *p->free);
+    if (!p->conns || !p->free) {
+        free(p->conns);
+        free(p->free);
+        free(p);
+        return NULL;
+    }
+    for (int i = 0; i < size; i++) {
+        if (!(p->conns[i] = zg_db_new(s))) {
+            while (i--)
+                zg_db_free(p->conns[i]);
+            free(p->conns);
+            free(p->free);
+            free(p);
+            return NULL;
+        }
+        p->free[i] = p->conns[i];
+    }
+    p->size = p->nfree = size;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->freed, NULL);
+    return p;
+}
+
+void zg_db_pool_free(zg_db_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->size; i++)
+        zg_db_free(p->conns[i]);
+    free(p->conns);
+    free(p->free);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->freed);
+    free(p);
+}
+
+zg_db *zg_db_borrower(zg_db_pool *p)
+{
+    zg_db *h = calloc(1, sizeof *h);
+    if (h) {
+        h->pool = p;
+        h->cfg = p->conns[0]->cfg;
+    }
+    return h;
+}
+
+static zg_db_pool *process_pool; /* set once before threads start */
+
+void zg_db_pool_set_process(zg_db_pool *p)
+{
+    process_pool = p;
+}
+
+zg_db *zg_db_open(const zg_settings *s)
+{
+    return process_pool ? zg_db_borrower(process_pool) : zg_db_new(s);
+}
+
+/* A connection from the pool within wait_ms, or NULL. */
+static zg_db *pool_take(zg_db_pool *p, int64_t wait_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->waiting++;
+    while (p->nfree == 0)
+        if (pthread_cond_timedwait(&p->freed, &p->mu, &until) != 0 && p->nfree == 0)
+            break;
+    p->waiting--;
+    zg_db *c = p->nfree ? p->free[--p->nfree] : NULL;
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+static void pool_give(zg_db_pool *p, zg_db *c)
+{
+    pthread_mutex_lock(&p->mu);
+    p->free[p->nfree++] = c;
+    int wake = p->waiting > 0;
+    pthread_mutex_unlock(&p->mu);
+    if (wake)
+        pthread_cond_signal(&p->freed);
+}
+
+/* Borrow a connection for h (a borrowing handle), or note why not. */
+static zg_db *borrow(zg_db *h)
+{
+    int64_t wait_ms = (int64_t)(h->cfg->db_timeout > 0 ? h->cfg->db_timeout : 5) * 1000;
+    zg_db *c = pool_take(h->pool, wait_ms);
+    if (!c) {
+        h->errnum = CR_SERVER_GONE_ERROR;
+        snprintf(h->err, sizeof h->err, "database busy: no free connection within %lld ms", (long long)wait_ms);
+    }
+    return c;
+}
+
+/* Give c back after a statement run for h, with its outcome. */
+static void give_back(zg_db *h, zg_db *c, uint64_t trips0)
+{
+    h->errnum = c->errnum;
+    memcpy(h->err, c->err, sizeof h->err);
+    h->trips += c->trips - trips0;
+    pool_give(h->pool, c);
 }
 
 static void set_err(zg_db *db, unsigned num, const char *msg)
@@ -77,7 +209,22 @@ static void set_err(zg_db *db, unsigned num, const char *msg)
     snprintf(db->err, sizeof db->err, "%s", msg);
 }
 
+static int connect_direct(zg_db *db);
+
 int zg_db_connect(zg_db *db)
+{
+    if (!db->pool)
+        return connect_direct(db);
+    zg_db *c = borrow(db);
+    if (!c)
+        return -1;
+    uint64_t t0 = c->trips;
+    int rc = connect_direct(c);
+    give_back(db, c, t0);
+    return rc;
+}
+
+static int connect_direct(zg_db *db)
 {
     if (db->connected)
         return 0;
@@ -246,7 +393,7 @@ stmt_err:
 static int run_once(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
                     int64_t *affected)
 {
-    if (zg_db_connect(db) != 0)
+    if (connect_direct(db) != 0)
         return -1;
     MYSQL_STMT *st = get_stmt(db, sql);
     if (!st)
@@ -308,15 +455,41 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int run_direct(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
+                      int64_t *affected);
+
+static int database_down(zg_db *db)
+{
+    if (mono_ms() < __atomic_load_n(&down_until, __ATOMIC_RELAXED)) {
+        set_err(db, CR_SERVER_GONE_ERROR, "database unavailable (it failed a moment ago)");
+        return 1;
+    }
+    return 0;
+}
+
 int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
               int64_t *affected)
 {
+    if (!db->pool)
+        return run_direct(db, sql, params, nparams, fn, ctx, affected);
+    if (database_down(db))
+        return -1;
+    zg_db *c = borrow(db);
+    if (!c)
+        return -1;
+    uint64_t t0 = c->trips;
+    int rc = run_direct(c, sql, params, nparams, fn, ctx, affected);
+    give_back(db, c, t0);
+    return rc;
+}
+
+static int run_direct(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
+                      int64_t *affected)
+{
     int conn_retries = 1, lock_retries = 3;
     int64_t t0 = mono_ms();
-    if (t0 < __atomic_load_n(&down_until, __ATOMIC_RELAXED)) {
-        set_err(db, CR_SERVER_GONE_ERROR, "database unavailable (it failed a moment ago)");
+    if (database_down(db))
         return -1;
-    }
     for (;;) {
         db->errnum = 0;
         if (run_once(db, sql, params, nparams, fn, ctx, affected) == 0)
@@ -340,9 +513,24 @@ int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_
     }
 }
 
+static int exec_text_direct(zg_db *db, const char *sql, size_t len);
+
 int zg_db_exec_text(zg_db *db, const char *sql, size_t len)
 {
-    if (zg_db_connect(db) != 0)
+    if (!db->pool)
+        return exec_text_direct(db, sql, len);
+    zg_db *c = borrow(db);
+    if (!c)
+        return -1;
+    uint64_t t0 = c->trips;
+    int rc = exec_text_direct(c, sql, len);
+    give_back(db, c, t0);
+    return rc;
+}
+
+static int exec_text_direct(zg_db *db, const char *sql, size_t len)
+{
+    if (connect_direct(db) != 0)
         return -1;
     if (mysql_real_query(db->my, sql, (unsigned long)len) != 0) {
         set_err(db, mysql_errno(db->my), mysql_error(db->my));

@@ -4,9 +4,15 @@
 #include <stdint.h>
 #include "zg_config.h"
 
-/* One MariaDB connection, owned by one thread. Statements are prepared once per connection and
+/* A handle for running statements, used by one thread at a time: either one MariaDB connection
+ * of its own (zg_db_new) or a borrower that takes a connection from a process's pool for each
+ * statement and gives it back (zg_db_borrower). Statements are prepared once per connection and
  * reused; a lost connection is re-established and the statement retried once. Opaque. */
 typedef struct zg_db zg_db;
+
+/* A fixed set of connections shared by a process's threads, lent out one statement at a time, so
+ * that a process holds at most that many connections whatever its concurrency. Opaque. */
+typedef struct zg_db_pool zg_db_pool;
 
 typedef enum { ZG_V_NULL = 0, ZG_V_INT, ZG_V_STR } zg_vtype;
 
@@ -33,8 +39,21 @@ void zg_db_global_init(void);
 void zg_db_thread_end(void);
 /* Open a connection from the settings (not connected until first use). Never NULL unless OOM. */
 zg_db *zg_db_new(const zg_settings *s);
-/* Close the connection and its statements. */
+/* Close the connection and its statements (a borrower: just the handle). */
 void zg_db_free(zg_db *db);
+/* A pool of `size` (>= 1) connections, each connected on first use. NULL on OOM. */
+zg_db_pool *zg_db_pool_new(const zg_settings *s, int size);
+/* Close every connection; no borrower may be in use. */
+void zg_db_pool_free(zg_db_pool *p);
+/* A handle that borrows one of p's connections for each statement (waiting at most [database]
+ * timeout seconds for one to be free, else the statement fails with "database busy" as a lost
+ * connection would). Free it with zg_db_free. NULL on OOM. */
+zg_db *zg_db_borrower(zg_db_pool *p);
+/* Make p the process's pool (before any thread calls zg_db_open). */
+void zg_db_pool_set_process(zg_db_pool *p);
+/* A handle for a thread of this process: a borrower from the process's pool when it has one,
+ * else a connection of its own (zg_db_new). NULL on OOM. */
+zg_db *zg_db_open(const zg_settings *s);
 /* Connect now if not connected. 0 or -1 (message from zg_db_error). */
 int zg_db_connect(zg_db *db);
 /* Run a prepared statement with params. `sql` must be a string with static storage: statements are

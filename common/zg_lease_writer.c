@@ -164,13 +164,13 @@ static void rotate_journal(void)
 void *zl_writer_main(void *arg)
 {
     (void)arg;
-    zg_db *db = zg_db_new(zl.cfg);
+    zg_db *db = zg_db_open(zl.cfg);
     while (!db) {
         /* nothing can be written without one: keep asking (what is queued waits in the journal) */
         zg_error("lease writer: out of memory for a database handle; retrying");
         struct timespec ts = {1, 0};
         nanosleep(&ts, NULL);
-        db = zg_db_new(zl.cfg);
+        db = zg_db_open(zl.cfg);
     }
     zg_record *batch = NULL;
     size_t bn = 0;

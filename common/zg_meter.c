@@ -118,7 +118,7 @@ void zg_meter_upkeep(zg_db **db, const zg_settings *cfg)
     bool spooled = cfg->spool_path[0] && stat(cfg->spool_path, &st) == 0 && st.st_size > 0;
     if (now < next_spool && now < next_reap)
         return;
-    if (!*db && !(*db = zg_db_new(cfg)))
+    if (!*db && !(*db = zg_db_open(cfg)))
         return;
     if (now >= next_spool) {
         next_spool = now + UPKEEP_SPOOL_S;

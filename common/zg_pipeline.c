@@ -1,4 +1,5 @@
 #include "zg_pipeline.h"
+#include "zg_conc.h"
 #include "zg_auth.h"
 #include "zg_config.h"
 #include "zg_db.h"
@@ -459,8 +460,17 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     zg_sse_init(&c.sse, SSE_EVENT_CAP);
     char why[256] = "";
 
-    if (zg_auth_key_hash(r, c.key_hash) != 0 || zg_auth_screen(r, c.key_hash) != 0)
+    if (zg_auth_key_hash(r, c.key_hash) != 0 || zg_auth_screen(r, c.key_hash, &c.conc_user) != 0)
         goto done; /* a missing, malformed or unknown key: 401 before the body is read */
+    /* the user's requests in flight, across processes and nodes: over the cap, 429 before the
+     * body is read, nothing admitted or billed */
+    if (zg_conc_enter(r->db, r->cfg, c.conc_user) != ZG_CONC_OK) {
+        c.conc_user = 0;
+        zg_resp_header(r, "retry-after", "1");
+        zg_err_reply(r, ZG_ERR_RATE, "Too many requests in flight: at most %d at once per account; retry when one "
+                                     "has finished", r->cfg->concurrent_per_user);
+        goto done;
+    }
     int brc = zg_req_read_body(r);
     if (brc == ZG_E_TOOBIG) {
         char msg[128];
@@ -548,7 +558,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     zg_meter_admit(r->db, r->cfg, &c.meter, &c.adm, &c.ticket);
     if (admit_reply(&c) != 1)
         goto done;
-    zg_auth_remember(c.key_hash);
+    zg_auth_remember(c.key_hash, c.adm.who.user_id);
 
     /* Admitted: from here on the request is settled exactly once, whatever happens. */
     zg_upstream_out up;
@@ -587,6 +597,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     if (sf->billed)
         settle(&c, &up);
 done:
+    zg_conc_leave(r->db, r->cfg, c.conc_user);
     call_free(&c);
     return 0;
 }

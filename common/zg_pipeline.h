@@ -13,6 +13,7 @@
 /* The state of one metered request as it goes through the pipeline. Surfaces read it and fill the
  * upstream request in their prepare hook. */
 typedef struct zg_call {
+    int64_t conc_user; /* the user whose slot of requests in flight this request holds (0: none) */
     zg_req *r;
     const struct zg_surface *sf;
     struct json_object *json;  /* the parsed request body (an object) */

@@ -1,4 +1,5 @@
 #include "zg_server.h"
+#include "zg_conc.h"
 #include "zg_config.h"
 #include "zg_db.h"
 #include "zg_err.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -23,13 +25,24 @@ static zg_settings settings;
 static zg_handler route_handler;
 static zg_proto route_proto;
 static int listen_fd;
+static zg_db_pool *pool;
 
-/* Per-thread flag: set while the thread waits in accept(), so shutdown can interrupt exactly those. */
+/* Worker threads come and go with the load: at least one thread waits in accept() (more while
+ * requests arrive), a thread is started whenever fewer than `low` wait, and a thread that finishes
+ * a request while more than `high` wait ends. So a process runs about as many threads as it has
+ * requests in flight, up to [server] threads, and a thread costs only while it serves. */
 struct worker_slot {
     pthread_t tid;
     int in_accept; /* atomic accesses: written by the worker, read by the main thread */
-    int done;
+    int used;      /* slots_mu */
 };
+static struct worker_slot *slots;
+static int *free_slots, nfree_slots; /* slots_mu */
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static int running; /* threads started and not yet ended: atomic */
+static int waiting; /* threads in (or about to enter) accept(): atomic */
+static int low_water, high_water;
+static pthread_attr_t worker_attr;
 
 static void on_wake(int sig)
 {
@@ -41,24 +54,61 @@ int zg_server_stopping(void)
     return __atomic_load_n(&stopping, __ATOMIC_ACQUIRE);
 }
 
+static void *worker(void *arg);
+
+/* Start up to n more worker threads (fewer at the [server] threads limit). */
+static void spawn(int n)
+{
+    while (n-- > 0 && !zg_server_stopping()) {
+        pthread_mutex_lock(&slots_mu);
+        if (nfree_slots == 0) {
+            pthread_mutex_unlock(&slots_mu);
+            return;
+        }
+        struct worker_slot *slot = &slots[free_slots[--nfree_slots]];
+        slot->used = 1;
+        __atomic_add_fetch(&running, 1, __ATOMIC_ACQ_REL);
+        __atomic_add_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
+        if (pthread_create(&slot->tid, &worker_attr, worker, slot) != 0) {
+            __atomic_sub_fetch(&running, 1, __ATOMIC_ACQ_REL);
+            __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
+            slot->used = 0;
+            free_slots[nfree_slots++] = (int)(slot - slots);
+            pthread_mutex_unlock(&slots_mu);
+            zg_warn("cannot start a worker thread (%d running)", __atomic_load_n(&running, __ATOMIC_ACQUIRE));
+            return;
+        }
+        pthread_mutex_unlock(&slots_mu);
+    }
+}
+
+static void slot_release(struct worker_slot *slot)
+{
+    pthread_mutex_lock(&slots_mu);
+    slot->used = 0;
+    free_slots[nfree_slots++] = (int)(slot - slots);
+    pthread_mutex_unlock(&slots_mu);
+}
+
 static void *worker(void *arg)
 {
     struct worker_slot *slot = arg;
+    pthread_detach(pthread_self());
     FCGX_Request fcgx;
-    if (FCGX_InitRequest(&fcgx, listen_fd, 0) != 0) {
-        zg_error("FCGX_InitRequest failed");
-        return NULL;
-    }
-    zg_db *db = zg_db_new(&settings);
-    if (!db) {
-        zg_error("worker: out of memory for a database handle; this worker does not start");
-        FCGX_Free(&fcgx, 1);
+    zg_db *db = NULL;
+    if (FCGX_InitRequest(&fcgx, listen_fd, 0) != 0 || !(db = zg_db_borrower(pool))) {
+        zg_error("worker: out of memory; this worker does not start");
+        __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
+        slot_release(slot);
+        __atomic_sub_fetch(&running, 1, __ATOMIC_ACQ_REL);
         return NULL;
     }
     zg_req r;
     memset(&r, 0, sizeof r);
     zg_buf_init(&r.body, (size_t)settings.max_body_bytes);
     zg_buf_init(&r.headers, 16384);
+    /* `waiting` counts this thread whenever it is not serving a request */
+    int counted = 1;
     while (!zg_server_stopping()) {
         __atomic_store_n(&slot->in_accept, 1, __ATOMIC_RELEASE);
         if (zg_server_stopping()) {
@@ -75,27 +125,52 @@ static void *worker(void *arg)
             zg_error("accept failed (%d); worker exits", rc);
             break;
         }
+        int idle = __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
+        if (idle < low_water)
+            spawn(low_water - idle);
         zg_req_begin(&r, &fcgx, &settings, db, route_proto);
         route_handler(&r);
         if (!r.started)
             zg_err_reply(&r, ZG_ERR_INTERNAL, "the request was not answered");
         FCGX_Finish_r(&fcgx);
         zg_req_end(&r);
+        if (__atomic_load_n(&waiting, __ATOMIC_ACQUIRE) >= high_water) {
+            counted = 0; /* enough threads wait already: this one ends */
+            break;
+        }
+        __atomic_add_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
     }
+    if (counted)
+        __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
     zg_buf_free(&r.body);
     zg_buf_free(&r.headers);
     zg_db_free(db);
     FCGX_Free(&fcgx, 0);
     zg_db_thread_end();
-    zg_upstream_thread_end();
-    __atomic_store_n(&slot->done, 1, __ATOMIC_RELEASE);
+    slot_release(slot);
+    __atomic_sub_fetch(&running, 1, __ATOMIC_ACQ_REL);
     return NULL;
+}
+
+/* Each stream holds two descriptors (the web server's connection and the upstream's): allow as
+ * many as the hard limit does. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)settings.threads * 2 + 64)
+        zg_info("open files limited to %llu: fewer than the %d streams [server] threads allows",
+                (unsigned long long)rl.rlim_cur, settings.threads);
 }
 
 static void usage(const char *name, FILE *f)
 {
     fprintf(f,
-            "usage: %s [--config PATH] [--listen SOCKET|:PORT] [--threads N]\n"
+            "usage: %s [--config PATH] [--listen SOCKET|:PORT] [--threads MAX]\n"
             "A zenn-gateway FastCGI program. Started by the web server (listening socket on fd 0),\n"
             "or with --listen to open its own socket (for mod_proxy_fcgi).\n"
             "Config: --config, else $ZENN_CONFIG, else %s.\n",
@@ -115,8 +190,8 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
         } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen_at = argv[++i];
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            if (zg_parse_i64z(argv[++i], 1, 1024, &threads) != 0) {
-                fprintf(stderr, "%s: --threads takes 1..1024\n", name);
+            if (zg_parse_i64z(argv[++i], 1, 65536, &threads) != 0) {
+                fprintf(stderr, "%s: --threads takes 1..65536\n", name);
                 return 2;
             }
         } else {
@@ -173,56 +248,69 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_wake; /* no SA_RESTART: a blocked accept() returns EINTR */
     sigaction(SIGUSR2, &sa, NULL);
-    zg_meter_start(&settings);
-    struct worker_slot *slots = calloc((size_t)settings.threads, sizeof *slots);
-    if (!slots)
+    raise_fd_limit();
+    pool = zg_db_pool_new(&settings, settings.db_connections);
+    slots = calloc((size_t)settings.threads, sizeof *slots);
+    free_slots = calloc((size_t)settings.threads, sizeof *free_slots);
+    if (!pool || !slots || !free_slots) {
+        zg_error("out of memory");
         return 1;
-    int started = 0;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 512 * 1024);
+    }
+    zg_db_pool_set_process(pool);
     for (int i = 0; i < settings.threads; i++)
-        if (pthread_create(&slots[started].tid, &attr, worker, &slots[started]) == 0)
-            started++;
-    pthread_attr_destroy(&attr);
-    if (!started) {
+        free_slots[nfree_slots++] = settings.threads - 1 - i;
+    /* small stacks: a thread waiting on a stream touches a few pages of it */
+    pthread_attr_init(&worker_attr);
+    pthread_attr_setstacksize(&worker_attr, 256 * 1024);
+    int idle = settings.idle_threads < settings.threads ? settings.idle_threads : settings.threads;
+    low_water = idle > 1 ? idle / 2 : 1;
+    high_water = idle * 2 > low_water + 1 ? idle * 2 : low_water + 1;
+    zg_meter_start(&settings);
+    spawn(idle);
+    if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
         zg_error("no worker thread could start");
         return 1;
     }
-    zg_info("serving with %d threads", started);
+    zg_info("serving: %d threads waiting, up to %d, %d database connections", idle, settings.threads,
+            settings.db_connections);
     int sig = 0;
     /* billing upkeep between signals (zg_meter_upkeep), never on a request's path */
     zg_db *upkeep_db = NULL;
     for (;;) {
-        struct timespec wait = {5, 0};
+        struct timespec wait = {1, 0};
         sig = sigtimedwait(&set, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGUSR1)
             break;
+        if (__atomic_load_n(&waiting, __ATOMIC_ACQUIRE) < 1) /* a worker ended on an accept error */
+            spawn(1);
+        if (!upkeep_db)
+            upkeep_db = zg_db_open(&settings);
         zg_meter_upkeep(&upkeep_db, &settings);
+        if (upkeep_db)
+            zg_conc_upkeep(upkeep_db, &settings);
     }
-    zg_db_free(upkeep_db);
     zg_info("signal %d: finishing in-flight requests", sig);
     __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
     FCGX_ShutdownPending();
     /* Interrupt the threads idle in accept(); threads busy with a request finish it and then see
      * `stopping`. The listening socket itself is left alone: other processes may share it. */
-    for (;;) {
-        int alive = 0;
-        for (int i = 0; i < started; i++) {
-            if (__atomic_load_n(&slots[i].done, __ATOMIC_ACQUIRE))
-                continue;
-            alive++;
-            if (__atomic_load_n(&slots[i].in_accept, __ATOMIC_ACQUIRE))
+    while (__atomic_load_n(&running, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&slots_mu);
+        for (int i = 0; i < settings.threads; i++)
+            if (slots[i].used && __atomic_load_n(&slots[i].in_accept, __ATOMIC_ACQUIRE))
                 pthread_kill(slots[i].tid, SIGUSR2);
-        }
-        if (!alive)
-            break;
+        pthread_mutex_unlock(&slots_mu);
         usleep(50 * 1000);
     }
-    for (int i = 0; i < started; i++)
-        pthread_join(slots[i].tid, NULL);
-    free(slots);
+    pthread_attr_destroy(&worker_attr);
+    if (upkeep_db)
+        zg_conc_stop(upkeep_db);
+    zg_db_free(upkeep_db);
     zg_meter_stop();
+    zg_db_pool_free(pool);
+    zg_upstream_cleanup();
+    free(slots);
+    free(free_slots);
     curl_global_cleanup();
     zg_info("stopped");
     return 0;

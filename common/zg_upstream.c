@@ -3,23 +3,68 @@
 #include "zg_log.h"
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
-static _Thread_local CURL *t_easy;
-static _Thread_local CURLM *t_multi;
+/* A transfer's curl handles. The multi handle keeps the upstream connections that stay open after
+ * a request; idle pairs wait in a per-process stack for the next request on any thread (worker
+ * threads come and go with the load, and libcurl cannot share one connection cache between
+ * threads that run transfers at once). */
+struct pair {
+    CURL *easy;
+    CURLM *multi;
+};
+#define IDLE_PAIRS 64
+static struct pair idle_pairs[IDLE_PAIRS];
+static int nidle;
+static pthread_mutex_t pairs_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void zg_upstream_thread_end(void)
+static int pair_take(struct pair *p)
 {
-    if (t_multi)
-        curl_multi_cleanup(t_multi);
-    if (t_easy)
-        curl_easy_cleanup(t_easy);
-    t_multi = NULL;
-    t_easy = NULL;
+    pthread_mutex_lock(&pairs_mu);
+    int got = nidle > 0;
+    if (got)
+        *p = idle_pairs[--nidle];
+    pthread_mutex_unlock(&pairs_mu);
+    if (got)
+        return 0;
+    p->easy = curl_easy_init();
+    p->multi = curl_multi_init();
+    if (p->easy && p->multi)
+        return 0;
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    if (p->easy)
+        curl_easy_cleanup(p->easy);
+    return -1;
+}
+
+static void pair_give(struct pair *p)
+{
+    pthread_mutex_lock(&pairs_mu);
+    int kept = nidle < IDLE_PAIRS;
+    if (kept)
+        idle_pairs[nidle++] = *p;
+    pthread_mutex_unlock(&pairs_mu);
+    if (!kept) {
+        curl_multi_cleanup(p->multi);
+        curl_easy_cleanup(p->easy);
+    }
+}
+
+void zg_upstream_cleanup(void)
+{
+    pthread_mutex_lock(&pairs_mu);
+    while (nidle > 0) {
+        nidle--;
+        curl_multi_cleanup(idle_pairs[nidle].multi);
+        curl_easy_cleanup(idle_pairs[nidle].easy);
+    }
+    pthread_mutex_unlock(&pairs_mu);
 }
 
 struct xfer {
@@ -100,22 +145,11 @@ static int client_left(int fd)
     return k >= 2 && hdr[0] == 1 && hdr[1] == 2;
 }
 
-void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
-                      int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out)
+static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const struct curl_slist *headers,
+                     const char *body, size_t len, int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx,
+                     zg_upstream_out *out)
 {
-    memset(out, 0, sizeof *out);
-    out->ttfb_ms = -1;
-    if (!t_easy)
-        t_easy = curl_easy_init();
-    if (!t_multi)
-        t_multi = curl_multi_init();
-    if (!t_easy || !t_multi) {
-        out->result = ZG_UP_ERROR;
-        snprintf(out->error, sizeof out->error, "curl init failed");
-        return;
-    }
     const zg_settings *cfg = r->cfg;
-    CURL *e = t_easy;
     curl_easy_reset(e);
     struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = now_ms(), .ttfb = -1, .easy = e};
     x.last_rx = x.t0;
@@ -137,8 +171,8 @@ void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *heade
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
-    curl_multi_add_handle(t_multi, e);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L); /* per stream: small for thousands of them */
+    curl_multi_add_handle(multi, e);
 
     int ping_ms = (cfg ? cfg->ping_interval : 5) * 1000;
     int64_t last_ping = x.t0;
@@ -146,12 +180,12 @@ void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *heade
     int running = 1;
     int timed_out_idle = 0;
     while (running) {
-        CURLMcode mc = curl_multi_perform(t_multi, &running);
+        CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK || !running)
             break;
         struct curl_waitfd wfd = {.fd = watch ? r->fcgx->ipcFd : -1, .events = CURL_WAIT_POLLIN, .revents = 0};
         int nfds = 0;
-        curl_multi_poll(t_multi, watch ? &wfd : NULL, watch ? 1u : 0u, 250, &nfds);
+        curl_multi_poll(multi, watch ? &wfd : NULL, watch ? 1u : 0u, 250, &nfds);
         if (watch && wfd.revents) {
             /* the client left (or the web server sent something unexpected): stop watching; the
              * callbacks decide whether the transfer goes on without a reader */
@@ -181,7 +215,7 @@ void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *heade
     int done = 0;
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(t_multi, &left)) != NULL)
+    while ((m = curl_multi_info_read(multi, &left)) != NULL)
         if (m->msg == CURLMSG_DONE && m->easy_handle == e) {
             cc = m->data.result;
             done = 1;
@@ -189,7 +223,7 @@ void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *heade
     long code = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     out->status = (int)code;
-    curl_multi_remove_handle(t_multi, e);
+    curl_multi_remove_handle(multi, e);
     out->ttfb_ms = x.ttfb;
     out->duration_ms = now_ms() - x.t0;
     if (x.aborted) {
@@ -234,4 +268,19 @@ void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *heade
         out->result = ZG_UP_ERROR;
     }
     snprintf(out->error, sizeof out->error, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+}
+
+void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
+                      int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ttfb_ms = -1;
+    struct pair pr;
+    if (pair_take(&pr) != 0) {
+        out->result = ZG_UP_ERROR;
+        snprintf(out->error, sizeof out->error, "curl init failed");
+        return;
+    }
+    transfer(r, pr.easy, pr.multi, url, headers, body, len, total_s, idle_s, cb, ctx, out);
+    pair_give(&pr);
 }

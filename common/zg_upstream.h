@@ -38,11 +38,12 @@ typedef struct zg_upstream_out {
 /* POST body to url with exactly the given headers (curl adds Host and Content-Length; no Expect,
  * no compression) and stream the answer through cb. Waits at most `total_s` seconds overall and
  * `idle_s` seconds between bytes; watches r's FastCGI connection so a client that goes away is
- * noticed at once (cb->on_gone decides whether the transfer goes on). Uses this thread's reusable handles (connections to upstreams are kept). */
+ * noticed at once (cb->on_gone decides whether the transfer goes on). Upstream connections are kept
+ * open for the next request of any thread of the process. */
 void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
                       int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out);
 
-/* Free this thread's transfer handles and their connections; call as a worker thread exits. */
-void zg_upstream_thread_end(void);
+/* Close the upstream connections kept open for reuse (at process exit, after the last transfer). */
+void zg_upstream_cleanup(void);
 
 #endif

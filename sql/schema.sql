@@ -168,6 +168,22 @@ CREATE TABLE IF NOT EXISTS leases (
 -- A request found the hour's count used up while other processes still held unused slices: every
 -- process polls this table and gives back the unused slices of (user_id, grp) at once; the refused
 -- request asks again before it answers 429. Rows older than an hour are deleted as new ones come.
+-- The per-user cap on requests in flight ([limits] concurrent_per_user): slots of a user's
+-- allowance held by each program process (renewed while held), and the row locked to change them.
+CREATE TABLE IF NOT EXISTS conc_users (
+  user_id     BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  changes     BIGINT UNSIGNED NOT NULL DEFAULT 0   -- written by every change: the per-user lock
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS conc_slots (
+  user_id     BIGINT UNSIGNED NOT NULL,
+  owner       VARCHAR(160) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,  -- host:pid:start
+  slots       INT NOT NULL,
+  renewed_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (user_id, owner),
+  KEY (owner)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE TABLE IF NOT EXISTS rate_recalls (
   seq         BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id     BIGINT UNSIGNED NOT NULL,
@@ -1181,6 +1197,43 @@ BEGIN
   SELECT ROW_COUNT() AS n;
 END //
 
+-- zg_conc_take(owner, user, have, cap, stale_s): the owner, holding `have` slots of the user,
+-- wants one more. Granted when the slots held by all live owners (rows renewed within stale_s
+-- seconds; older ones are a dead process's and are dropped) leave room under cap. Idempotent: the
+-- owner's row is set to have + 1, not incremented, so a call repeated after a lost answer grants
+-- the same slot. -> granted (0|1), held (the user's slots now, all owners).
+DROP PROCEDURE IF EXISTS zg_conc_take //
+CREATE PROCEDURE zg_conc_take(IN p_owner VARCHAR(160), IN p_user BIGINT UNSIGNED, IN p_have INT,
+                              IN p_cap INT, IN p_stale INT)
+BEGIN
+  DECLARE v_others INT DEFAULT 0;
+  DECLARE v_granted INT DEFAULT 0;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+  START TRANSACTION;
+  INSERT INTO conc_users (user_id) VALUES (p_user) ON DUPLICATE KEY UPDATE changes = changes + 1;
+  DELETE FROM conc_slots WHERE user_id = p_user AND renewed_at < NOW(3) - INTERVAL p_stale SECOND;
+  SELECT COALESCE(SUM(slots), 0) INTO v_others FROM conc_slots WHERE user_id = p_user AND owner <> p_owner;
+  IF v_others + GREATEST(p_have, 0) < p_cap THEN
+    SET v_granted = 1;
+    INSERT INTO conc_slots (user_id, owner, slots) VALUES (p_user, p_owner, GREATEST(p_have, 0) + 1)
+      ON DUPLICATE KEY UPDATE slots = GREATEST(p_have, 0) + 1, renewed_at = NOW(3);
+  END IF;
+  COMMIT;
+  SELECT v_granted AS granted, v_others + GREATEST(p_have, 0) + v_granted AS held;
+END //
+
+-- zg_conc_set(owner, user, slots): the owner now holds exactly `slots` of the user's (0 drops its
+-- row). Idempotent.
+DROP PROCEDURE IF EXISTS zg_conc_set //
+CREATE PROCEDURE zg_conc_set(IN p_owner VARCHAR(160), IN p_user BIGINT UNSIGNED, IN p_slots INT)
+BEGIN
+  IF p_slots > 0 THEN
+    UPDATE conc_slots SET slots = p_slots, renewed_at = NOW(3) WHERE user_id = p_user AND owner = p_owner;
+  ELSE
+    DELETE FROM conc_slots WHERE user_id = p_user AND owner = p_owner;
+  END IF;
+END //
+
 DELIMITER ;
 
-INSERT IGNORE INTO schema_version (version) VALUES (8);
+INSERT IGNORE INTO schema_version (version) VALUES (9);

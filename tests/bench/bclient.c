@@ -9,7 +9,8 @@
  *                   [--ready-file F]
  *       C concurrent POSTs, each on its own connection, held open by the upstream. Writes
  *       ready-file once every stream has delivered its first delta; counts streams that end
- *       with status 200, a message_stop event and a complete body.
+ *       with status 200, a message_stop event and a complete body, and when the first bytes came
+ *       (from the start, and as CLOCK_MONOTONIC microseconds to compare across clients).
  * Output: one JSON object on stdout. Times in microseconds. Loopback only (127.0.0.1). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -395,6 +396,16 @@ static int mode_streams(int port, const char *req, size_t reqlen, int c, int tim
     }
     int ok = 0, timed_out = 0, non200 = 0, got200 = 0;
     int64_t slowest = 0;
+    /* when each stream's first byte came, from the start of the run: how long the streams waited
+     * and how far apart they started */
+    int64_t *fb = calloc((size_t)c, sizeof *fb);
+    int nfb = 0;
+    for (int i = 0; i < c; i++)
+        if (s[i].r.t_first >= 0)
+            fb[nfb++] = s[i].r.t_first - t0;
+    qsort(fb, (size_t)nfb, sizeof *fb, cmp64);
+    int64_t fb_first = nfb ? fb[0] : -1, fb_p50 = nfb ? fb[nfb / 2] : -1, fb_last = nfb ? fb[nfb - 1] : -1;
+    free(fb);
     for (int i = 0; i < c; i++) {
         if (!s[i].done) {
             timed_out++;
@@ -412,8 +423,12 @@ static int mode_streams(int port, const char *req, size_t reqlen, int c, int tim
         }
     }
     printf("{\"streams\":%d,\"connected\":%d,\"all_open_us\":%lld,\"completed\":%d,\"status200\":%d,\"non200\":%d,"
-           "\"timed_out\":%d,\"slowest_us\":%lld}\n",
-           c, connected, (long long)t_ready, ok, got200, non200, timed_out, (long long)slowest);
+           "\"timed_out\":%d,\"slowest_us\":%lld,\"first_byte_min_us\":%lld,\"first_byte_p50_us\":%lld,"
+           "\"first_byte_max_us\":%lld,\"start_abs_us\":%lld,\"first_byte_first_abs_us\":%lld,"
+           "\"first_byte_last_abs_us\":%lld}\n",
+           c, connected, (long long)t_ready, ok, got200, non200, timed_out, (long long)slowest, (long long)fb_first,
+           (long long)fb_p50, (long long)fb_last, (long long)t0, (long long)(nfb ? t0 + fb_first : -1),
+           (long long)(nfb ? t0 + fb_last : -1));
     return ok == c ? 0 : 1;
 }
 

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -580,6 +581,11 @@ int main(int argc, char **argv)
     if (threads < 1 || threads > 64)
         threads = 1;
     signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl; /* tens of thousands of held streams */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     loop *loops = calloc((size_t)threads, sizeof *loops);
     for (int i = 0; i < threads; i++) {
         loops[i].lfd = open_listener(port);

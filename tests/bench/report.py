@@ -62,13 +62,14 @@ def main():
                                                   ms(w["p99"]), errs))
     print()
 
-    added50 = added99 = None
+    added50 = added99 = load99 = None
     if wrk("direct_lat") and wrk("messages_lat"):
         d, g = wrk("direct_lat"), wrk("messages_lat")
         added50, added99 = g["p50"] - d["p50"], g["p99"] - d["p99"]
         print("added by the metered path (1 conn): p50 +%s ms, p99 +%s ms" % (ms(added50), ms(added99)))
     if wrk("direct_tput") and wrk("messages_tput"):
         d, g = wrk("direct_tput"), wrk("messages_tput")
+        load99 = g["p99"] - d["p99"]
         print("added under load (N conns): p50 +%s ms, p99 +%s ms" % (ms(g["p50"] - d["p50"]), ms(g["p99"] - d["p99"])))
 
     for step, label in (("db_messages_tput", "metered request (non-stream)"), ("db_stream_tput", "metered request (stream)"),
@@ -108,18 +109,21 @@ def main():
                         ("mem_portkey", "Portkey (node) after its runs"), ("mem_apache", "Apache + 2 programs after its runs")):
         rec = r.get(step)
         if rec:
-            print("memory %s: RSS %.0f MiB (PSS %.0f MiB) in %d processes, %d threads"
-                  % (label, rec["rss_kib"] / 1024, rec["pss_kib"] / 1024, rec["procs"], rec["threads"]))
-    st = r.get("streams")
-    if st:
-        print("%d concurrent streams: %d completed, %d non-200, %d timed out; all open: %s; RSS with all open %.0f MiB "
-              "(PSS %.0f MiB), peak RSS %.0f MiB (PSS %.0f MiB); %d processes, %d threads"
-              % (st["streams"], st["completed"], st["non200"], st["timed_out"], "yes" if st["all_open"] else "NO",
-                 st["rss_kib_open"] / 1024, st["pss_kib_open"] / 1024, st["rss_kib_peak"] / 1024,
-                 st["pss_kib_peak"] / 1024, st["procs"], st["threads"]))
-        if "mariadb_rss_kib" in st:
-            print("MariaDB RSS at the end of the streams step: %.0f MiB (one connection per worker thread that served a request)"
-                  % (st["mariadb_rss_kib"] / 1024))
+            db = ""
+            if "mariadb_rss_kib" in rec:
+                db = "; MariaDB RSS %.0f MiB, %d connections" % (rec["mariadb_rss_kib"] / 1024, rec["mariadb_conns"])
+            print("memory %s: RSS %.0f MiB (PSS %.0f MiB) in %d processes, %d threads%s"
+                  % (label, rec["rss_kib"] / 1024, rec["pss_kib"] / 1024, rec["procs"], rec["threads"], db))
+    streams = sorted((v for k, v in r.items() if k.startswith("streams") and "hold_ms" in v), key=lambda v: v["streams"])
+    for st in streams:
+        print("%d concurrent streams (%.0f s each): %d completed, %d non-200, %d timed out; all open: %s; first bytes "
+              "within %s ms of each other, the last after %s ms; RSS with all open %.0f MiB (PSS %.0f MiB), peak %.0f MiB, "
+              "%d processes, %d threads; MariaDB %.0f -> %.0f MiB, %d connections, at most %d per process (%d program processes)"
+              % (st["streams"], st["hold_ms"] / 1000.0, st["completed"], st["non200"], st["timed_out"],
+                 "yes" if st["all_open"] else "NO", ms(st["first_byte_spread_us"]), ms(st["first_byte_wait_max_us"]),
+                 st["rss_kib_open"] / 1024, st["pss_kib_open"] / 1024, st["rss_kib_peak"] / 1024, st["procs"],
+                 st["threads"], st["mariadb_rss_kib_before"] / 1024, st["mariadb_rss_kib_peak"] / 1024,
+                 st["db_conns_peak"], st["db_conns_max_per_process"], st["program_processes"]))
     ratio = None
     if wrk("portkey_tput") and wrk("messages_tput"):
         ratio = wrk("messages_tput")["rps"] / max(wrk("portkey_tput")["rps"], 1e-9)
@@ -146,18 +150,38 @@ def main():
            added50 is not None and added50 <= 500)
     target("p99_added_latency", None if added99 is None else "%s ms" % ms(added99), "<= 2 ms",
            added99 is not None and added99 <= 2000)
+    target("p99_added_under_load", None if load99 is None else "%s ms" % ms(load99), "<= 10 ms at %s connections"
+           % r.get("messages_tput", {}).get("conns", "N"), load99 is not None and load99 <= 10000)
     rps = wrk("messages_tput")["rps"] if wrk("messages_tput") else None
     target("metered_throughput_lighttpd", None if rps is None else "%.0f req/s" % rps, ">= 5000 req/s",
            rps is not None and rps >= 5000)
     target("throughput_vs_portkey", None if ratio is None else "%.2fx" % ratio, ">= 3x", ratio is not None and ratio >= 3)
     target("sse_first_byte_added", None if sse_added is None else "%s ms" % ms(sse_added), "<= 1 ms",
            sse_added is not None and sse_added <= 1000)
+    def streams_of(n):
+        return next((v for v in streams if v["streams"] == n), None)
+
+    st = streams_of(64)
+    target("streams_64_start_together", None if st is None else "first bytes within %s ms, %d/%d completed"
+           % (ms(st["first_byte_spread_us"]), st["completed"], st["streams"]), "64 streams start within 50 ms",
+           st is not None and st["completed"] == 64 and 0 <= st["first_byte_spread_us"] <= 50000)
+    st = streams_of(1000)
+    target("streams_1000_default_config", None if st is None else "%d/%d completed, the last first byte after %s ms"
+           % (st["completed"], st["streams"], ms(st["first_byte_wait_max_us"])),
+           "1000 streams served at once (5 s each, all first bytes within 1 s)",
+           st is not None and st["completed"] == 1000 and 0 <= st["first_byte_wait_max_us"] <= 1000000)
+    st = streams_of(10000)
     if st:
-        gib = st["rss_kib_peak"] / 1048576
-        target("open_streams_rss", "%d/%d streams completed, peak RSS %.2f GiB" % (st["completed"], st["streams"], gib),
-               "1000 streams in <= 1 GiB", st["streams"] >= 1000 and st["completed"] == st["streams"] and gib <= 1.0)
+        grown = max(st["mariadb_rss_kib_peak"] - st["mariadb_rss_kib_before"], 0)
+        gib = (st["rss_kib_peak"] + grown) / 1048576
+        target("streams_10000_memory", "%d/%d completed, peak %.2f GiB (gateway %.0f MiB + MariaDB grew %.0f MiB)"
+               % (st["completed"], st["streams"], gib, st["rss_kib_peak"] / 1024, grown / 1024),
+               "10000 streams complete in <= 1 GiB", st["completed"] == 10000 and gib <= 1.0)
     else:
-        target("open_streams_rss", None, "1000 streams in <= 1 GiB", False)
+        target("streams_10000_memory", None, "10000 streams complete in <= 1 GiB", False)
+    worst = max((v["db_conns_max_per_process"] for v in streams), default=None)
+    target("db_connections_per_process", None if worst is None else "at most %d" % worst, "<= 8 per program process",
+           worst is not None and worst <= 8)
 
 
 if __name__ == "__main__":

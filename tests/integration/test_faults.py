@@ -522,10 +522,13 @@ def test_db_restart_under_load():
     statuses, lock = [], threading.Lock()
     stop = threading.Event()
 
+    opened = threading.Semaphore(0)
+
     def streamer(i):
         surface = STREAM_SURFACES[i % len(STREAM_SURFACES)]
         try:
             s, proto = open_stream(key, surface, "events=12,interval=250,input=50,output=30", timeout=60)
+            opened.release()
             with s:
                 if s.status != 200:
                     assert_error_shape(s.json(), proto)
@@ -533,6 +536,7 @@ def test_db_restart_under_load():
                 evs = list(s)
             return 200 if evs else -1
         except Exception as e:  # noqa: BLE001
+            opened.release()
             return "exc %r" % e
 
     def hammer():
@@ -547,7 +551,11 @@ def test_db_restart_under_load():
     with concurrent.futures.ThreadPoolExecutor(16) as ex:
         hammers = [ex.submit(hammer) for _ in range(3)]
         streams = [ex.submit(streamer, i) for i in range(8)]
-        time.sleep(1.0)
+        # the restart comes once the first 8 are answering (behind mod_fcgid each needs a process
+        # of its own, which may take a while to start on a busy machine)
+        for _ in range(8):
+            ok(opened.acquire(timeout=30), "the first streams did not open")
+        time.sleep(0.3)
         db_ctl("restart")
         time.sleep(1.5)
         streams += [ex.submit(streamer, i) for i in range(4)]

@@ -40,6 +40,11 @@ zg_db *zg_db_new(const zg_settings *s)
     return calloc(1, sizeof(zg_db));
 }
 
+zg_db *zg_db_open(const zg_settings *s)
+{
+    return zg_db_new(s);
+}
+
 void zg_db_free(zg_db *db)
 {
     free(db);
