@@ -150,13 +150,15 @@ void zg_catalog_invalidate(void)
     pthread_mutex_unlock(&refresh_mu);
 }
 
-int zg_catalog_refresh(zg_db *db)
+/* Check the version and load the catalog when it moved. background: the main thread's periodic
+ * check; otherwise a request's, which only ever loads a catalog the process does not have yet. */
+static int refresh(zg_db *db, bool background)
 {
     time_t now = time(NULL);
     pthread_mutex_lock(&refresh_mu);
-    /* one thread checks at a time, at most every 2 s, failed or not; the others go on with the
-     * catalog they have (during a database outage requests never queue behind a check) */
-    if (loaded_version >= 0 && (refreshing || now - checked_at < 2)) {
+    /* one thread checks at a time; requests go on with the catalog they have, so during a database
+     * outage no request waits for a check */
+    if (loaded_version >= 0 && (refreshing || !background)) {
         pthread_mutex_unlock(&refresh_mu);
         return 0;
     }
@@ -204,6 +206,16 @@ int zg_catalog_refresh(zg_db *db)
     int rc = loaded_version >= 0 ? 0 : -1;
     pthread_mutex_unlock(&refresh_mu);
     return rc;
+}
+
+int zg_catalog_refresh(zg_db *db)
+{
+    return refresh(db, false);
+}
+
+void zg_catalog_upkeep(zg_db *db)
+{
+    refresh(db, true);
 }
 
 int zg_catalog_find(const char *name, size_t len, zg_model *out)

@@ -35,10 +35,13 @@ int zg_plan_parse(const char *name);
 /* Credits granted per dollar by a plan (1, 4, 6). */
 int zg_plan_multiplier(int rank);
 
-/* Make sure this process holds a current catalog: loads it on first use and reloads it when the
- * database's catalog version moved (checked at most every 2 seconds). Thread-safe. 0, or -1 when
- * no catalog could ever be loaded (a stale one is kept on later failures). */
+/* For a request: make sure this process holds a catalog (loaded on first use; once there, no
+ * database access: zg_catalog_upkeep keeps it current). Thread-safe. 0, or -1 when no catalog could
+ * ever be loaded. */
 int zg_catalog_refresh(zg_db *db);
+/* For the main thread, about every second: reload the catalog when the database's catalog version
+ * moved (a stale one is kept on failures). */
+void zg_catalog_upkeep(zg_db *db);
 /* Force the next refresh to check the version. */
 void zg_catalog_invalidate(void);
 /* Look a model up by id or alias (a leading "models/" is ignored). Copies it to *out. 0 or -1. */

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,12 +12,17 @@
 #define CONC_STALE_S 30    /* a process that has not renewed its slots for this long is gone */
 #define CONC_RENEW_MS 5000 /* how often slots still held are renewed */
 #define CONC_IDLE_MS 1000  /* an unused slot is kept this long (far from the cap) */
+#define CONC_PEAK_MS 5000  /* slots for the peak of this window are kept (far from the cap) */
+#define CONC_CHUNK 4       /* slots taken at once far from the cap */
+#define CONC_ASK_MS 300    /* the longest a request waits for the database to grant a slot */
 #define CONC_WAIT_MS 1100  /* a request over the cap asks again once after this (slots kept unused) */
 
 struct entry {
     int64_t user;
     int inflight;      /* this process's requests of the user now */
     int held;          /* slots this process holds in the database */
+    int peak;          /* the most in flight in this window: slots kept for */
+    int64_t peak_ms;   /* when the window began */
     int64_t held_all;  /* the user's slots, all processes, at the last grant */
     int64_t idle_ms;   /* when inflight last dropped to 0 with slots kept */
     bool busy;         /* a thread is changing this user's slots in the database */
@@ -29,7 +35,7 @@ static pthread_once_t owner_once = PTHREAD_ONCE_INIT;
 static char owner[160];
 static int64_t last_renew_ms;
 
-static const char SQL_TAKE[] = "CALL zg_conc_take(?, ?, ?, ?, ?)";
+static const char SQL_TAKE[] = "CALL zg_conc_take(?, ?, ?, ?, ?, ?)";
 static const char SQL_SET[] = "CALL zg_conc_set(?, ?, ?)";
 static const char SQL_RENEW[] = "UPDATE conc_slots SET renewed_at = NOW(3) WHERE owner = ?";
 static const char SQL_DROP[] = "DELETE FROM conc_slots WHERE owner = ?";
@@ -78,19 +84,19 @@ static struct entry *find(int64_t user, bool make)
     return free_e;
 }
 
-/* Ask the database for one more slot of user's (have = the slots this process holds). 1 granted,
- * 0 refused, -1 the database could not be asked. */
-static int take(zg_db *db, const zg_settings *cfg, int64_t user, int have, int64_t *held_all)
+/* Ask the database for up to `want` more slots of user's (have = the slots this process holds).
+ * Returns how many were granted (0: the cap is reached), or -1 when the database could not be asked. */
+static int take(zg_db *db, const zg_settings *cfg, int64_t user, int have, int want, int64_t *held_all)
 {
     int64_t row[2] = {0, 0};
-    zg_val p[5] = {ZG_STR(zg_conc_owner()), ZG_INT(user), ZG_INT(have), ZG_INT(cfg->concurrent_per_user),
-                   ZG_INT(CONC_STALE_S)};
-    if (zg_db_run(db, SQL_TAKE, p, 5, zg_db_row_ints, &(zg_ints){row, 2}, NULL) != 0) {
+    zg_val p[6] = {ZG_STR(zg_conc_owner()), ZG_INT(user), ZG_INT(have), ZG_INT(want),
+                   ZG_INT(cfg->concurrent_per_user), ZG_INT(CONC_STALE_S)};
+    if (zg_db_run(db, SQL_TAKE, p, 6, zg_db_row_ints, &(zg_ints){row, 2}, NULL) != 0) {
         zg_warn("concurrency slot for user %lld: %s", (long long)user, zg_db_error(db));
         return -1;
     }
     *held_all = row[1];
-    return row[0] == 1;
+    return (int)row[0];
 }
 
 static void set_held(zg_db *db, int64_t user, int slots)
@@ -101,23 +107,88 @@ static void set_held(zg_db *db, int64_t user, int slots)
                 zg_db_error(db), CONC_STALE_S);
 }
 
+/* A take run by a thread of its own, so that a request waits for the database at most
+ * CONC_ASK_MS: past that (the database is slow or away) it goes on by this process's own count. */
+struct job {
+    int64_t user;
+    int have, want, got, refs; /* refs: the asking request and the helper (mu) */
+    int64_t all;
+    const zg_settings *cfg;
+    bool done;
+};
+
+static void job_drop(struct job *j) /* mu held */
+{
+    if (--j->refs == 0)
+        free(j);
+}
+
+static void *take_thread(void *arg)
+{
+    struct job *j = arg;
+    zg_db *db = zg_db_open(j->cfg);
+    int64_t all = 0;
+    int got = db ? take(db, j->cfg, j->user, j->have, j->want, &all) : -1;
+    zg_db_free(db);
+    zg_db_thread_end();
+    pthread_mutex_lock(&mu);
+    struct entry *e = find(j->user, false); /* kept: busy */
+    if (e) {
+        e->busy = false;
+        if (got > 0) {
+            e->held = j->have + got;
+            e->held_all = all;
+        }
+    }
+    j->got = got;
+    j->all = all;
+    j->done = true;
+    pthread_cond_broadcast(&done_cv);
+    job_drop(j);
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+static struct timespec deadline_in(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 int zg_conc_enter(zg_db *db, const zg_settings *cfg, int64_t user_id)
 {
+    (void)db;
     if (user_id <= 0)
         return ZG_CONC_OK;
     int cap = cfg->concurrent_per_user;
+    bool waited = false; /* over the cap once already */
     pthread_mutex_lock(&mu);
-    for (int attempt = 0;; attempt++) {
+    struct timespec until = deadline_in(CONC_ASK_MS);
+    for (;;) {
         struct entry *e = find(user_id, true);
         if (!e) { /* thousands of users at once in this process: no room to keep count */
             pthread_mutex_unlock(&mu);
             zg_warn("concurrency table full; user %lld not counted", (long long)user_id);
             return ZG_CONC_OK;
         }
-        while (e->busy) /* one change of a user's slots at a time: they are set, not added */
-            pthread_cond_wait(&done_cv, &mu);
-        if (e->inflight < e->held) { /* a slot this process already holds */
-            e->inflight++;
+        if (e->inflight < e->held || (e->busy && e->inflight < cap)) {
+            if (e->inflight < e->held) { /* a slot this process already holds */
+            } else if (pthread_cond_timedwait(&done_cv, &mu, &until) == 0) {
+                continue; /* a change of this user's slots ended: look again */
+            } /* else the database is slow: this process's own count decides */
+            e = find(user_id, true);
+            if (e) {
+                e->inflight++;
+                if (e->inflight > e->peak)
+                    e->peak = e->inflight;
+            }
             pthread_mutex_unlock(&mu);
             return ZG_CONC_OK;
         }
@@ -125,30 +196,54 @@ int zg_conc_enter(zg_db *db, const zg_settings *cfg, int64_t user_id)
             pthread_mutex_unlock(&mu);
             return ZG_CONC_FULL;
         }
-        int have = e->held;
-        e->busy = true;
-        e->inflight++; /* reserved while the database is asked */
-        pthread_mutex_unlock(&mu);
-        int64_t all = 0;
-        int got = take(db, cfg, user_id, have, &all);
-        pthread_mutex_lock(&mu);
-        e->busy = false;
-        pthread_cond_broadcast(&done_cv);
-        if (got == 1) {
-            e->held = have + 1;
-            e->held_all = all;
-        } else if (got == 0) {
-            e->inflight--;
-        } /* else the database could not be asked: admitted on this process's own count */
-        if (got != 0 || attempt > 0) {
+        struct job *j = calloc(1, sizeof *j);
+        if (!j) {
+            e->inflight++;
             pthread_mutex_unlock(&mu);
-            return got != 0 ? ZG_CONC_OK : ZG_CONC_FULL;
+            return ZG_CONC_OK;
+        }
+        /* far from the cap (as last seen) a few at once, so a growing load asks less often */
+        *j = (struct job){.user = user_id, .have = e->held, .want = e->held_all * 2 < cap ? CONC_CHUNK : 1,
+                          .refs = 2, .cfg = cfg};
+        e->busy = true; /* one change of a user's slots at a time: they are set, not added */
+        e->inflight++;  /* reserved while the database is asked */
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        if (pthread_create(&tid, &attr, take_thread, j) != 0) {
+            pthread_attr_destroy(&attr);
+            e->busy = false;
+            free(j);
+            pthread_mutex_unlock(&mu);
+            return ZG_CONC_OK; /* no thread to ask with: this process's own count decides */
+        }
+        pthread_attr_destroy(&attr);
+        while (!j->done && pthread_cond_timedwait(&done_cv, &mu, &until) == 0)
+            ;
+        int got = j->done ? j->got : -1; /* not answered in time: admitted on the process's count */
+        job_drop(j);
+        e = find(user_id, false);
+        if (got > 0 && e && e->inflight > e->peak)
+            e->peak = e->inflight;
+        if (got != 0) {
+            pthread_mutex_unlock(&mu);
+            return ZG_CONC_OK;
+        }
+        if (e)
+            e->inflight--;
+        if (waited) {
+            pthread_mutex_unlock(&mu);
+            return ZG_CONC_FULL;
         }
         /* the cap is reached: another process may keep slots unused for up to CONC_IDLE_MS */
+        waited = true;
         pthread_mutex_unlock(&mu);
         struct timespec ts = {CONC_WAIT_MS / 1000, (CONC_WAIT_MS % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&mu);
+        until = deadline_in(CONC_ASK_MS);
     }
 }
 
@@ -197,8 +292,16 @@ void zg_conc_upkeep(zg_db *db, const zg_settings *cfg)
         struct entry *e = &tab[i];
         if (e->user == 0 || e->held == 0 || e->busy)
             continue;
-        if (e->held > e->inflight && (e->inflight > 0 || t - e->idle_ms >= CONC_IDLE_MS)) {
-            e->held = e->inflight;
+        /* keep what the last second needed at its peak; an idle user's slots go after CONC_IDLE_MS */
+        int keep = e->peak > e->inflight ? e->peak : e->inflight;
+        if (e->inflight == 0 && t - e->idle_ms >= CONC_IDLE_MS)
+            keep = 0;
+        if (t - e->peak_ms >= CONC_PEAK_MS) {
+            e->peak = e->inflight;
+            e->peak_ms = t;
+        }
+        if (e->held > keep) {
+            e->held = keep;
             e->busy = true;
             gives[n].user = e->user;
             gives[n].slots = e->held;

@@ -496,7 +496,9 @@ static int run_direct(zg_db *db, const char *sql, const zg_val *params, int npar
             return 0;
         if (is_conn_error(db->errnum) || !db->connected) {
             disconnect(db);
-            if (conn_retries-- > 0) {
+            /* a connection that broke at once (the server restarted, an idle connection timed out)
+             * is made again; one that timed out is not waited for twice */
+            if (conn_retries-- > 0 && mono_ms() - t0 < SLOW_FAIL_MS) {
                 zg_warn("database connection lost (%s); reconnecting", db->err);
                 continue;
             }

@@ -1,4 +1,5 @@
 #include "zg_server.h"
+#include "zg_catalog.h"
 #include "zg_conc.h"
 #include "zg_config.h"
 #include "zg_db.h"
@@ -285,6 +286,8 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
             spawn(1);
         if (!upkeep_db)
             upkeep_db = zg_db_open(&settings);
+        if (upkeep_db)
+            zg_catalog_upkeep(upkeep_db);
         zg_meter_upkeep(&upkeep_db, &settings);
         if (upkeep_db)
             zg_conc_upkeep(upkeep_db, &settings);

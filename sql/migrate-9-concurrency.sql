@@ -19,29 +19,31 @@ CREATE TABLE IF NOT EXISTS conc_slots (
 
 DELIMITER //
 
--- zg_conc_take(owner, user, have, cap, stale_s): the owner, holding `have` slots of the user,
--- wants one more. Granted when the slots held by all live owners (rows renewed within stale_s
--- seconds; older ones are a dead process's and are dropped) leave room under cap. Idempotent: the
--- owner's row is set to have + 1, not incremented, so a call repeated after a lost answer grants
--- the same slot. -> granted (0|1), held (the user's slots now, all owners).
+-- zg_conc_take(owner, user, have, want, cap, stale_s): the owner, holding `have` slots of the
+-- user, wants up to `want` more. Granted as many as the slots held by all live owners (rows renewed
+-- within stale_s seconds; older ones are a dead process's and are dropped) leave room for under
+-- cap. Idempotent: the owner's row is set to have + granted, not incremented, so a call repeated
+-- after a lost answer grants the same slots. -> granted (0 when the cap is reached), held (the
+-- user's slots now, all owners).
 DROP PROCEDURE IF EXISTS zg_conc_take //
 CREATE PROCEDURE zg_conc_take(IN p_owner VARCHAR(160), IN p_user BIGINT UNSIGNED, IN p_have INT,
-                              IN p_cap INT, IN p_stale INT)
+                              IN p_want INT, IN p_cap INT, IN p_stale INT)
 BEGIN
   DECLARE v_others INT DEFAULT 0;
+  DECLARE v_have INT DEFAULT GREATEST(p_have, 0);
   DECLARE v_granted INT DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   START TRANSACTION;
   INSERT INTO conc_users (user_id) VALUES (p_user) ON DUPLICATE KEY UPDATE changes = changes + 1;
   DELETE FROM conc_slots WHERE user_id = p_user AND renewed_at < NOW(3) - INTERVAL p_stale SECOND;
   SELECT COALESCE(SUM(slots), 0) INTO v_others FROM conc_slots WHERE user_id = p_user AND owner <> p_owner;
-  IF v_others + GREATEST(p_have, 0) < p_cap THEN
-    SET v_granted = 1;
-    INSERT INTO conc_slots (user_id, owner, slots) VALUES (p_user, p_owner, GREATEST(p_have, 0) + 1)
-      ON DUPLICATE KEY UPDATE slots = GREATEST(p_have, 0) + 1, renewed_at = NOW(3);
+  SET v_granted = GREATEST(LEAST(GREATEST(p_want, 1), p_cap - v_others - v_have), 0);
+  IF v_granted > 0 THEN
+    INSERT INTO conc_slots (user_id, owner, slots) VALUES (p_user, p_owner, v_have + v_granted)
+      ON DUPLICATE KEY UPDATE slots = v_have + v_granted, renewed_at = NOW(3);
   END IF;
   COMMIT;
-  SELECT v_granted AS granted, v_others + GREATEST(p_have, 0) + v_granted AS held;
+  SELECT v_granted AS granted, v_others + v_have + v_granted AS held;
 END //
 
 -- zg_conc_set(owner, user, slots): the owner now holds exactly `slots` of the user's (0 drops its

@@ -170,13 +170,17 @@ def main():
            % (st["completed"], st["streams"], ms(st["first_byte_wait_max_us"])),
            "1000 streams served at once (5 s each, all first bytes within 1 s)",
            st is not None and st["completed"] == 1000 and 0 <= st["first_byte_wait_max_us"] <= 1000000)
-    st = streams_of(10000)
+    st = next((v for v in streams if v.get("wanted") == 10000), None)
+    if st and st["streams"] < 10000:
+        print("(10000 streams wanted; the hard open-files limit here, %d with no CAP_SYS_RESOURCE to raise it, lets one "
+              "lighttpd hold %d: two descriptors per stream)" % (st["fd_limit"], st["streams"]))
     if st:
         grown = max(st["mariadb_rss_kib_peak"] - st["mariadb_rss_kib_before"], 0)
         gib = (st["rss_kib_peak"] + grown) / 1048576
         target("streams_10000_memory", "%d/%d completed, peak %.2f GiB (gateway %.0f MiB + MariaDB grew %.0f MiB)"
                % (st["completed"], st["streams"], gib, st["rss_kib_peak"] / 1024, grown / 1024),
-               "10000 streams complete in <= 1 GiB", st["completed"] == 10000 and gib <= 1.0)
+               "10000 streams complete in <= 1 GiB", st["streams"] >= 10000 and st["completed"] == st["streams"]
+               and gib <= 1.0)
     else:
         target("streams_10000_memory", None, "10000 streams complete in <= 1 GiB", False)
     worst = max((v["db_conns_max_per_process"] for v in streams), default=None)
