@@ -185,7 +185,11 @@ static void pool_give(zg_db_pool *p, zg_db *c)
 /* Borrow a connection for h (a borrowing handle), or note why not. */
 static zg_db *borrow(zg_db *h)
 {
-    int64_t wait_ms = (int64_t)(h->cfg->db_timeout > 0 ? h->cfg->db_timeout : 5) * 1000;
+    /* under a burst (thousands of streams asking for leases at once) statements queue for the
+     * process's connections: wait for one longer than a statement may take (during an outage the
+     * statements ahead fail within the timeout, and once the database is known down every
+     * statement fails at once) */
+    int64_t wait_ms = (int64_t)(h->cfg->db_timeout > 0 ? h->cfg->db_timeout : 5) * 6000;
     zg_db *c = pool_take(h->pool, wait_ms);
     if (!c) {
         h->errnum = CR_SERVER_GONE_ERROR;

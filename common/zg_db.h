@@ -45,7 +45,7 @@ void zg_db_free(zg_db *db);
 zg_db_pool *zg_db_pool_new(const zg_settings *s, int size);
 /* Close every connection; no borrower may be in use. */
 void zg_db_pool_free(zg_db_pool *p);
-/* A handle that borrows one of p's connections for each statement (waiting at most [database]
+/* A handle that borrows one of p's connections for each statement (waiting at most 6 x [database]
  * timeout seconds for one to be free, else the statement fails with "database busy" as a lost
  * connection would). Free it with zg_db_free. NULL on OOM. */
 zg_db *zg_db_borrower(zg_db_pool *p);
