@@ -202,9 +202,12 @@ int zg_conc_enter(zg_db *db, const zg_settings *cfg, int64_t user_id)
             pthread_mutex_unlock(&mu);
             return ZG_CONC_OK;
         }
-        /* far from the cap (as last seen) a few at once, so a growing load asks less often */
-        *j = (struct job){.user = user_id, .have = e->held, .want = e->held_all * 2 < cap ? CONC_CHUNK : 1,
-                          .refs = 2, .cfg = cfg};
+        /* far from the cap (as last seen) a few at once, so a growing load asks less often; never
+         * more than this process can serve (mod_fcgid's one-request processes take one each) */
+        int want = e->held_all * 2 < cap ? CONC_CHUNK : 1;
+        if (want > cfg->threads - e->inflight)
+            want = cfg->threads - e->inflight > 1 ? cfg->threads - e->inflight : 1;
+        *j = (struct job){.user = user_id, .have = e->held, .want = want, .refs = 2, .cfg = cfg};
         e->busy = true; /* one change of a user's slots at a time: they are set, not added */
         e->inflight++;  /* reserved while the database is asked */
         pthread_t tid;
