@@ -1,4 +1,5 @@
 #include "zg_conc.h"
+#include "zg_clock.h"
 #include "zg_log.h"
 #include <pthread.h>
 #include <stdbool.h>
@@ -40,13 +41,6 @@ static const char SQL_SET[] = "CALL zg_conc_set(?, ?, ?)";
 static const char SQL_RENEW[] = "UPDATE conc_slots SET renewed_at = NOW(3) WHERE owner = ?";
 static const char SQL_DROP[] = "DELETE FROM conc_slots WHERE owner = ?";
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void make_owner(void)
 {
     char host[64];
@@ -59,7 +53,8 @@ static void make_owner(void)
              (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-const char *zg_conc_owner(void)
+/* This process's name in conc_slots (host:pid:start). */
+static const char *zg_conc_owner(void)
 {
     pthread_once(&owner_once, make_owner);
     return owner;
@@ -149,28 +144,14 @@ static void *take_thread(void *arg)
     return NULL;
 }
 
-static struct timespec deadline_in(int ms)
+int zg_conc_enter(const zg_settings *cfg, int64_t user_id)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-int zg_conc_enter(zg_db *db, const zg_settings *cfg, int64_t user_id)
-{
-    (void)db;
     if (user_id <= 0)
         return ZG_CONC_OK;
     int cap = cfg->concurrent_per_user;
     bool waited = false; /* over the cap once already */
     pthread_mutex_lock(&mu);
-    struct timespec until = deadline_in(CONC_ASK_MS);
+    struct timespec until = zg_clock_deadline(CONC_ASK_MS);
     for (;;) {
         struct entry *e = find(user_id, true);
         if (!e) { /* thousands of users at once in this process: no room to keep count */
@@ -246,7 +227,7 @@ int zg_conc_enter(zg_db *db, const zg_settings *cfg, int64_t user_id)
         struct timespec ts = {CONC_WAIT_MS / 1000, (CONC_WAIT_MS % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&mu);
-        until = deadline_in(CONC_ASK_MS);
+        until = zg_clock_deadline(CONC_ASK_MS);
     }
 }
 
@@ -262,7 +243,7 @@ void zg_conc_leave(zg_db *db, const zg_settings *cfg, int64_t user_id)
     }
     e->inflight--;
     if (e->held > e->inflight && e->inflight == 0)
-        e->idle_ms = now_ms();
+        e->idle_ms = zg_clock_ms();
     /* near the cap nothing is kept unused: another process's request may need it (when a change
      * is under way, the upkeep gives it back within a second) */
     if (e->held <= e->inflight || e->held_all * 2 < cfg->concurrent_per_user || e->busy) {
@@ -283,7 +264,7 @@ void zg_conc_leave(zg_db *db, const zg_settings *cfg, int64_t user_id)
 void zg_conc_upkeep(zg_db *db, const zg_settings *cfg)
 {
     (void)cfg;
-    int64_t t = now_ms();
+    int64_t t = zg_clock_ms();
     struct {
         int64_t user;
         int slots;

@@ -16,15 +16,14 @@ enum { ZG_CONC_OK = 0, ZG_CONC_FULL = 1 };
 
 /* A request of user_id (> 0) wants to start: ZG_CONC_OK (a slot is its own until zg_conc_leave) or
  * ZG_CONC_FULL (the user has the cap's number of requests in flight; answer 429). Waits at most
- * about a second for slots another process keeps unused. Thread-safe. */
-int zg_conc_enter(zg_db *db, const zg_settings *cfg, int64_t user_id);
+ * about a second for slots another process keeps unused; the database is asked from a thread of
+ * its own (zg_db_open). Thread-safe. */
+int zg_conc_enter(const zg_settings *cfg, int64_t user_id);
 /* The request of user_id that entered has ended (exactly once per ZG_CONC_OK). */
 void zg_conc_leave(zg_db *db, const zg_settings *cfg, int64_t user_id);
 /* For the main thread, about every second: give back slots unused for a second, renew the rest. */
 void zg_conc_upkeep(zg_db *db, const zg_settings *cfg);
 /* Give back every slot (at exit, after the workers stopped). */
 void zg_conc_stop(zg_db *db);
-/* This process's name in conc_slots (host:pid:start). */
-const char *zg_conc_owner(void);
 
 #endif

@@ -1,4 +1,5 @@
 #include "zg_db.h"
+#include "zg_clock.h"
 #include "zg_log.h"
 #include "zg_num.h"
 #include <errmsg.h>
@@ -153,14 +154,7 @@ zg_db *zg_db_open(const zg_settings *s)
 /* A connection from the pool within wait_ms, or NULL. */
 static zg_db *pool_take(zg_db_pool *p, int64_t wait_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (wait_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = zg_clock_deadline(wait_ms);
     pthread_mutex_lock(&p->mu);
     p->waiting++;
     while (p->nfree == 0)
@@ -452,19 +446,12 @@ static int run_once(zg_db *db, const char *sql, const zg_val *params, int nparam
 #define SLOW_FAIL_MS 1000
 static int64_t down_until;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int run_direct(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
                       int64_t *affected);
 
 static int database_down(zg_db *db)
 {
-    if (mono_ms() < __atomic_load_n(&down_until, __ATOMIC_RELAXED)) {
+    if (zg_clock_ms() < __atomic_load_n(&down_until, __ATOMIC_RELAXED)) {
         set_err(db, CR_SERVER_GONE_ERROR, "database unavailable (it failed a moment ago)");
         return 1;
     }
@@ -491,7 +478,7 @@ static int run_direct(zg_db *db, const char *sql, const zg_val *params, int npar
                       int64_t *affected)
 {
     int conn_retries = 1, lock_retries = 3;
-    int64_t t0 = mono_ms();
+    int64_t t0 = zg_clock_ms();
     if (database_down(db))
         return -1;
     for (;;) {
@@ -502,11 +489,11 @@ static int run_direct(zg_db *db, const char *sql, const zg_val *params, int npar
             disconnect(db);
             /* a connection that broke at once (the server restarted, an idle connection timed out)
              * is made again; one that timed out is not waited for twice */
-            if (conn_retries-- > 0 && mono_ms() - t0 < SLOW_FAIL_MS) {
+            if (conn_retries-- > 0 && zg_clock_ms() - t0 < SLOW_FAIL_MS) {
                 zg_warn("database connection lost (%s); reconnecting", db->err);
                 continue;
             }
-            int64_t t1 = mono_ms();
+            int64_t t1 = zg_clock_ms();
             if (t1 - t0 >= SLOW_FAIL_MS)
                 __atomic_store_n(&down_until, t1 + DOWN_FOR_MS, __ATOMIC_RELAXED);
         } else if (db->errnum == 1615 /* needs re-prepare */ && conn_retries-- > 0) {

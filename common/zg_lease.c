@@ -3,13 +3,6 @@
 
 struct zl_state zl = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .jfd = {-1, -1}};
 
-int64_t zl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void zl_host_name(char out[40])
 {
     if (gethostname(out, 40) != 0)
@@ -210,7 +203,7 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
     if (!zl.active)
         return strict_admit(db, key_hash, request_id, group, limit, min_plan, hold, surface, model, provider, out,
                             t);
-    int64_t now = zl_now_ms();
+    int64_t now = zg_clock_ms();
     pthread_mutex_lock(&zl.mu);
     int idx = find_or_add(key_hash, group, now);
     if (idx < 0 || zl.tab[idx].low_until_ms > now) {
@@ -336,7 +329,7 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
     struct entry *e = &zl.tab[t->entry];
     e->held -= t->hold;
     e->inflight--;
-    e->last_ms = zl_now_ms();
+    e->last_ms = zg_clock_ms();
     r.rel = s->credits < e->db_credits ? s->credits : e->db_credits;
     if (r.rel < 0)
         r.rel = 0;

@@ -4,6 +4,7 @@
  * zg_lease_db.c the SQL bindings. */
 #ifndef ZG_LEASE_INT_H
 #define ZG_LEASE_INT_H
+#include "zg_clock.h"
 #include "zg_lease.h"
 #include "zg_buf.h"
 #include "zg_log.h"
@@ -92,8 +93,6 @@ struct zl_state {
 extern struct zl_state zl;
 
 /* ---- shared inside lease mode (zg_lease*.c) ---- */
-/* Monotonic milliseconds. */
-int64_t zl_now_ms(void);
 /* This host's name as lease owners carry it: gethostname, ':', '/' and blanks made '_'. */
 void zl_host_name(char out[40]);
 /* The owner name now, copied under mu. */

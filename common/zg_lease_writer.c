@@ -176,28 +176,20 @@ void *zl_writer_main(void *arg)
     size_t bn = 0;
     struct drop *drops = calloc(TAB_CAP, sizeof *drops);
     size_t dn = 0;
-    int64_t last_poll = 0, last_beat = zl_now_ms(), backoff_until = 0, last_upkeep = 0;
+    int64_t last_poll = 0, last_beat = zg_clock_ms(), backoff_until = 0, last_upkeep = 0;
     bool final_done = false;
     unsigned long synced = 0;
     for (;;) {
         pthread_mutex_lock(&zl.mu);
         if (!zl.stopping && zl.qn < QUEUE_WAKE) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)zl.cfg->flush_ms * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            struct timespec ts = zg_clock_deadline(zl.cfg->flush_ms);
             pthread_cond_timedwait(&zl.wake, &zl.mu, &ts);
         }
         bool stop = zl.stopping;
-        int64_t now = zl_now_ms();
+        int64_t now = zg_clock_ms();
         if (now < backoff_until && !stop) {
             /* the database failed a moment ago: wait out the backoff */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)(backoff_until - now) * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            struct timespec ts = zg_clock_deadline(backoff_until - now);
             pthread_cond_timedwait(&zl.wake, &zl.mu, &ts);
             pthread_mutex_unlock(&zl.mu);
             continue;

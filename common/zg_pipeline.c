@@ -464,7 +464,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
         goto done; /* a missing, malformed or unknown key: 401 before the body is read */
     /* the user's requests in flight, across processes and nodes: over the cap, 429 before the
      * body is read, nothing admitted or billed */
-    if (zg_conc_enter(r->db, r->cfg, c.conc_user) != ZG_CONC_OK) {
+    if (zg_conc_enter(r->cfg, c.conc_user) != ZG_CONC_OK) {
         c.conc_user = 0;
         zg_resp_header(r, "retry-after", "1");
         zg_err_reply(r, ZG_ERR_RATE, "Too many requests in flight: at most %d at once per account; retry when one "

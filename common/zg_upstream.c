@@ -1,4 +1,5 @@
 #include "zg_upstream.h"
+#include "zg_clock.h"
 #include "zg_config.h"
 #include "zg_log.h"
 #include <errno.h>
@@ -79,13 +80,6 @@ struct xfer {
     CURL *easy;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int deliver_head(struct xfer *x)
 {
     if (x->head_sent)
@@ -100,7 +94,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
     size_t len = size * n;
-    x->last_rx = now_ms();
+    x->last_rx = zg_clock_ms();
     if (x->ttfb < 0)
         x->ttfb = x->last_rx - x->t0;
     if (len > 13 && strncasecmp(p, "content-type:", 13) == 0) {
@@ -124,7 +118,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
     size_t len = size * n;
-    x->last_rx = now_ms();
+    x->last_rx = zg_clock_ms();
     if (deliver_head(x) != 0 || x->cb->on_body(x->ctx, p, len) != 0) {
         x->aborted = 1;
         return CURL_WRITEFUNC_ERROR;
@@ -151,7 +145,7 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
 {
     const zg_settings *cfg = r->cfg;
     curl_easy_reset(e);
-    struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = now_ms(), .ttfb = -1, .easy = e};
+    struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = zg_clock_ms(), .ttfb = -1, .easy = e};
     x.last_rx = x.t0;
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -198,7 +192,7 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
             }
             watch = 0;
         }
-        int64_t t = now_ms();
+        int64_t t = zg_clock_ms();
         if (t - x.last_rx >= (int64_t)idle_s * 1000) {
             timed_out_idle = 1;
             break;
@@ -225,7 +219,7 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
     out->status = (int)code;
     curl_multi_remove_handle(multi, e);
     out->ttfb_ms = x.ttfb;
-    out->duration_ms = now_ms() - x.t0;
+    out->duration_ms = zg_clock_ms() - x.t0;
     if (x.aborted) {
         out->result = ZG_UP_CLIENT_GONE;
         snprintf(out->error, sizeof out->error, "client went away");
