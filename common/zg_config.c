@@ -382,6 +382,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("database", "connections", 1, 256, s->db_connections);
     GET_INT("server", "threads", 1, 65536, s->threads);
     GET_INT("server", "idle_threads", 1, 1024, s->idle_threads);
+    GET_INT("server", "cpu_slots", -1, 4096, s->cpu_slots);
     /* the JSON parser takes lengths as int: at most 1 GiB */
     GET_INT("server", "max_body_bytes", 1024, (int64_t)1 << 30, s->max_body_bytes);
     const char *lvl = zg_config_get(c, "server", "log_level", NULL);

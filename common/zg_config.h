@@ -40,6 +40,7 @@ typedef struct zg_settings {
     int db_connections; /* the most connections a program process opens */
     /* [server] */
     int threads;        /* [server] threads: the most requests a process serves at once */
+    int cpu_slots;      /* [server] cpu_slots: threads of a process computing at once (0: 2 x CPUs, -1: any) */
     int idle_threads;   /* [server] idle_threads: threads kept waiting for the next request */
     int64_t max_body_bytes;
     int log_level;

@@ -1,4 +1,5 @@
 #include "zg_db.h"
+#include "zg_gate.h"
 #include "zg_clock.h"
 #include "zg_log.h"
 #include "zg_num.h"
@@ -465,12 +466,16 @@ int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_
         return run_direct(db, sql, params, nparams, fn, ctx, affected);
     if (database_down(db))
         return -1;
+    int gate = zg_gate_pause(); /* the statement's wait is not the CPU's */
     zg_db *c = borrow(db);
-    if (!c)
+    if (!c) {
+        zg_gate_resume(gate);
         return -1;
+    }
     uint64_t t0 = c->trips;
     int rc = run_direct(c, sql, params, nparams, fn, ctx, affected);
     give_back(db, c, t0);
+    zg_gate_resume(gate);
     return rc;
 }
 

@@ -116,8 +116,21 @@ void zl_see_version(uint64_t v)
 
 /* Add a successful grant to an entry (callers hold mu). The key was checked at access version
  * g->v[9], so the entry is good until a later version is seen. */
+/* Double or halve an asked size after a grant that came `age` ms after the one before. */
+static int64_t resize(int64_t ask, int64_t base, int64_t cap, int64_t age)
+{
+    if (ask <= 0)
+        ask = base;
+    if (age < GROW_FAST_MS && ask <= cap / 2)
+        return ask * 2;
+    if (age > SHRINK_SLOW_MS && ask / 2 >= base)
+        return ask / 2;
+    return ask;
+}
+
 void zl_merge_grant(struct entry *e, const struct grant *g, int64_t now)
 {
+    int64_t t = zg_clock_ms();
     e->user_id = g->v[1];
     e->key_id = g->v[2];
     e->plan = (int)g->v[3];
@@ -127,9 +140,18 @@ void zl_merge_grant(struct entry *e, const struct grant *g, int64_t now)
     e->reset = g->v[6];
     e->db_credits += g->v[7];
     e->slots += g->v[8];
-    if (g->v[7] > 0)
+    if (g->v[7] > 0) {
+        if (e->credits_at_ms)
+            e->ask_credits = resize(e->ask_credits, zl.cfg->lease_credits, zl.cfg->lease_credits * GROW_CREDITS,
+                                    t - e->credits_at_ms);
+        e->credits_at_ms = t;
         e->grant_credits = g->v[7];
+    }
     if (g->v[8] > 0) {
+        if (e->slots_at_ms)
+            e->ask_slots = resize(e->ask_slots, zl.cfg->lease_slots, (int64_t)zl.cfg->lease_slots * GROW_SLOTS,
+                                  t - e->slots_at_ms);
+        e->slots_at_ms = t;
         e->grant_slots = g->v[8];
         e->hits_db = g->v[5];
     }
@@ -137,6 +159,22 @@ void zl_merge_grant(struct entry *e, const struct grant *g, int64_t now)
     zl_see_version(e->version);
     e->granted = true;
     e->last_ms = now;
+}
+
+int64_t zl_ask_slots(const struct entry *e)
+{
+    return e->ask_slots > 0 ? e->ask_slots : zl.cfg->lease_slots;
+}
+
+int64_t zl_ask_credits(const struct entry *e)
+{
+    return e->ask_credits > 0 ? e->ask_credits : zl.cfg->lease_credits;
+}
+
+bool zl_running_low(const struct entry *e)
+{
+    return e->granted && ((e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits) ||
+                          e->slots * 4 <= e->grant_slots);
 }
 
 void zl_sleep_ms(int ms)
@@ -216,6 +254,9 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
         if (usable(e, hold, min_plan, time(NULL))) {
             e->slots--;
             e->last_ms = now;
+            /* three quarters spent: the writer extends the lease before it runs out */
+            if (!e->refilling && zl_running_low(e))
+                __atomic_store_n(&zl.refill_due, true, __ATOMIC_RELAXED);
             out->code = ZG_ADMIT_OK;
             out->who.user_id = e->user_id;
             out->who.key_id = e->key_id;
@@ -248,9 +289,10 @@ int zg_lease_admit(zg_db *db, const zg_settings *cfg, const char *key_hash, cons
         int64_t need = hold > 0 && avail < hold ? hold - (avail > 0 ? avail : 0) : 0;
         if (hold > 0 && e->granted && e->version < __atomic_load_n(&zl.access_version, __ATOMIC_RELAXED))
             need = need > hold ? need : hold;
-        int64_t want = need > 0 ? (zl.cfg->lease_credits > need ? zl.cfg->lease_credits : need) : 0;
+        int64_t ask = zl_ask_credits(e);
+        int64_t want = need > 0 ? (ask > need ? ask : need) : 0;
         /* requests of the hour only when this process has none left of the current one */
-        int want_slots = e->granted && e->slots > 0 && time(NULL) < e->reset ? 0 : zl.cfg->lease_slots;
+        int want_slots = e->granted && e->slots > 0 && time(NULL) < e->reset ? 0 : (int)zl_ask_slots(e);
         char op[80];
         zl_take_op(e, op, sizeof op);
         e->granting++;

@@ -36,6 +36,10 @@
 #define JOURNAL_ROTATE (8u << 20)
 #define RECALL_TRIES 8         /* a refused request asks again this often while slices are recalled */
 #define RECALL_WAIT_MS 100     /* between those asks (processes poll for recalls every VERSION_POLL_MS) */
+#define GROW_SLOTS 64          /* a busy key's grants grow up to 64 x lease_slots */
+#define GROW_CREDITS 16        /* and 16 x lease_credits */
+#define GROW_FAST_MS 1000      /* a grant spent faster than this doubles the next one */
+#define SHRINK_SLOW_MS 10000   /* one that lasted longer than this halves it */
 
 struct entry {
     bool used, granted;
@@ -51,6 +55,8 @@ struct entry {
     int64_t last_ms, low_until_ms;
     uint64_t version;
     int64_t grant_slots, grant_credits; /* size of the last grant: refilled when 3/4 is used */
+    int64_t ask_slots, ask_credits;     /* what the next grant asks for (0: the configured size) */
+    int64_t slots_at_ms, credits_at_ms; /* when slots and credits were last granted */
     bool refilling;
     int granting;        /* grants in flight for this entry (it is not recycled meanwhile) */
     char pending_op[80]; /* a grant whose answer was lost: asked again under the same id */
@@ -88,6 +94,7 @@ struct zl_state {
     pthread_t writer;
     bool stopping;               /* (mu) */
     unsigned long jwrites;       /* journal lines written (atomic), so the writer syncs only when needed */
+    bool refill_due;             /* a lease in use is three quarters spent: refill now (atomic) */
     int64_t recall_seq;          /* the last rate-limit recall answered (writer) */
 };
 extern struct zl_state zl;
@@ -105,8 +112,14 @@ void zl_see_version(uint64_t v);
 void zl_new_op(char *op, size_t cap);
 /* The entry's lost operation id if any (then forgotten), else a new one (callers hold mu). */
 void zl_take_op(struct entry *e, char *op, size_t cap);
-/* Add a successful grant to an entry (callers hold mu). */
+/* Add a successful grant to an entry (callers hold mu); the sizes asked next grow while grants are
+ * spent within GROW_FAST_MS and shrink back while they last longer than SHRINK_SLOW_MS. */
 void zl_merge_grant(struct entry *e, const struct grant *g, int64_t now);
+/* Requests of the hour and credits the entry's next grant asks for (callers hold mu). */
+int64_t zl_ask_slots(const struct entry *e);
+int64_t zl_ask_credits(const struct entry *e);
+/* Whether a granted entry has used three quarters of its last grant of either (callers hold mu). */
+bool zl_running_low(const struct entry *e);
 void zl_sleep_ms(int ms);
 
 /* The journal (zg_lease_journal.c): open this process's two files; append a line to file gen;

@@ -94,15 +94,15 @@ static bool answer_recalls(zg_db *db, int64_t upto, struct drop *out, size_t *n)
     return true;
 }
 
-/* Extend leases in use that are three quarters spent, so requests rarely wait for a grant. */
+/* Extend leases in use that are three quarters spent, so requests rarely wait for a grant (grants
+ * grow with the rate a key spends them: zl_merge_grant). */
 #define REFILL_MAX 64
 static void refill(zg_db *db, int64_t now)
 {
     struct {
         int idx;
         char hash[65], grp[16];
-        int64_t limit, want;
-        bool slots;
+        int64_t limit, want, slots;
         char op[80];
     } todo[REFILL_MAX];
     int n = 0;
@@ -116,17 +116,17 @@ static void refill(zg_db *db, int64_t now)
         if (!probe && (!e->used || !e->granted || e->refilling || e->version < zl_version_now() ||
                        now - e->last_ms >= zl.cfg->lease_idle_ms / 2 || e->low_until_ms > now))
             continue;
+        if (!probe && !zl_running_low(e))
+            continue;
         bool credits_low = !probe && e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits;
         bool slots_low = !probe && e->slots * 4 <= e->grant_slots;
-        if (!probe && !credits_low && !slots_low)
-            continue;
         e->refilling = true;
         todo[n].idx = i;
         memcpy(todo[n].hash, e->hash, sizeof e->hash);
         memcpy(todo[n].grp, e->grp, sizeof e->grp);
         todo[n].limit = e->limit;
-        todo[n].want = credits_low ? zl.cfg->lease_credits : 0;
-        todo[n].slots = slots_low;
+        todo[n].want = credits_low ? zl_ask_credits(e) : 0;
+        todo[n].slots = slots_low ? zl_ask_slots(e) : 0;
         zl_take_op(e, todo[n].op, sizeof todo[n].op);
         n++;
     }
@@ -134,7 +134,7 @@ static void refill(zg_db *db, int64_t now)
     for (int k = 0; k < n; k++) {
         struct grant g;
         int rc = zl_take_lease(db, todo[k].hash, todo[k].grp, (int)todo[k].limit, 1, 0, todo[k].want,
-                            todo[k].slots ? -zl.cfg->lease_slots : 0, todo[k].op, &g);
+                            -(int)todo[k].slots, todo[k].op, &g);
         pthread_mutex_lock(&zl.mu);
         struct entry *e = &zl.tab[todo[k].idx];
         e->refilling = false;
@@ -268,7 +268,8 @@ void *zl_writer_main(void *arg)
             dn -= k;
             ok = dn == 0;
         }
-        if (ok && upkeep)
+        /* low leases are looked for every UPKEEP_MS, and at once when a request saw one */
+        if (ok && (upkeep || __atomic_exchange_n(&zl.refill_due, false, __ATOMIC_RELAXED)))
             refill(db, now);
         if (now - last_beat >= HEARTBEAT_MS) {
             zg_val p[1] = {ZG_STR(zl.owner)};

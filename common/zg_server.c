@@ -1,4 +1,5 @@
 #include "zg_server.h"
+#include "zg_gate.h"
 #include "zg_catalog.h"
 #include "zg_conc.h"
 #include "zg_config.h"
@@ -42,7 +43,11 @@ static int *free_slots, nfree_slots; /* slots_mu */
 static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
 static int running; /* threads started and not yet ended: atomic */
 static int waiting; /* threads in (or about to enter) accept(): atomic */
-static int low_water, high_water;
+static int low_water, spare;
+static int retire;   /* threads asked to end, set by the main thread each second: atomic */
+static int low_seen; /* the fewest threads waiting since the main thread last looked: atomic */
+#define TRIM_WINDOW 5  /* seconds a surplus of waiting threads must last before threads end */
+#define ACCEPT_WAKE_S 2 /* an idle thread's accept() returns this often, to end if it is surplus */
 static pthread_attr_t worker_attr;
 
 static void on_wake(int sig)
@@ -83,6 +88,46 @@ static void spawn(int n)
     }
 }
 
+/* Note that only `idle` threads were left waiting. */
+static void note_low(int idle)
+{
+    int cur = __atomic_load_n(&low_seen, __ATOMIC_RELAXED);
+    while (idle < cur && !__atomic_compare_exchange_n(&low_seen, &cur, idle, true, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED)) {
+    }
+}
+
+/* Whether this thread should end (one of the surplus the main thread counted). */
+static int take_retire(void)
+{
+    int n = __atomic_load_n(&retire, __ATOMIC_ACQUIRE);
+    while (n > 0)
+        if (__atomic_compare_exchange_n(&retire, &n, n - 1, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
+/* Once a second: threads beyond `spare` that waited idle for the whole of the last TRIM_WINDOW
+ * seconds end, after their next request or when their accept() times out (ACCEPT_WAKE_S). Ending
+ * threads on a moment's surplus instead made a busy process start and end thousands a second. */
+static void trim_threads(void)
+{
+    static int window[TRIM_WINDOW], filled, at;
+    int w = __atomic_load_n(&waiting, __ATOMIC_ACQUIRE);
+    int low = __atomic_exchange_n(&low_seen, w, __ATOMIC_RELAXED);
+    window[at] = low < w ? low : w;
+    at = (at + 1) % TRIM_WINDOW;
+    if (filled < TRIM_WINDOW) {
+        filled++;
+        return;
+    }
+    int m = window[0];
+    for (int i = 1; i < TRIM_WINDOW; i++)
+        m = window[i] < m ? window[i] : m;
+    int surplus = m > spare ? m - spare : 0;
+    __atomic_store_n(&retire, surplus, __ATOMIC_RELEASE);
+}
+
 static void slot_release(struct worker_slot *slot)
 {
     pthread_mutex_lock(&slots_mu);
@@ -121,22 +166,30 @@ static void *worker(void *arg)
         if (rc < 0) {
             if (zg_server_stopping())
                 break;
+            if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+                if (take_retire())
+                    break; /* idle beyond what the load needs */
+                continue;
+            }
             if (rc == -EINTR || errno == EINTR)
                 continue;
             zg_error("accept failed (%d); worker exits", rc);
             break;
         }
         int idle = __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
+        note_low(idle);
         if (idle < low_water)
             spawn(low_water - idle);
+        zg_gate_enter();
         zg_req_begin(&r, &fcgx, &settings, db, route_proto);
         route_handler(&r);
         if (!r.started)
             zg_err_reply(&r, ZG_ERR_INTERNAL, "the request was not answered");
         FCGX_Finish_r(&fcgx);
         zg_req_end(&r);
-        if (__atomic_load_n(&waiting, __ATOMIC_ACQUIRE) >= high_water) {
-            counted = 0; /* enough threads wait already: this one ends */
+        zg_gate_leave();
+        if (take_retire()) {
+            counted = 0; /* more threads waited than needed for a while: this one ends */
             break;
         }
         __atomic_add_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
@@ -235,6 +288,11 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
             return 2;
         }
     }
+    /* accept() returns EAGAIN now and then, so that idle threads can end (trim_threads); the
+     * option belongs to the socket, which only this program's processes accept on */
+    struct timeval wake = {ACCEPT_WAKE_S, 0};
+    if (setsockopt(listen_fd, SOL_SOCKET, SO_RCVTIMEO, &wake, sizeof wake) != 0)
+        zg_warn("cannot set an accept timeout (%s): idle threads stay", strerror(errno));
     /* All signals of interest go to the main thread's sigwait; workers never see them. */
     sigset_t set;
     sigemptyset(&set);
@@ -265,8 +323,9 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     pthread_attr_setstacksize(&worker_attr, 256 * 1024);
     int idle = settings.idle_threads < settings.threads ? settings.idle_threads : settings.threads;
     low_water = idle > 1 ? idle / 2 : 1;
-    high_water = idle * 2 > low_water + 1 ? idle * 2 : low_water + 1;
+    spare = idle;
     zg_meter_start(&settings);
+    zg_gate_init(settings.cpu_slots);
     spawn(idle);
     if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
         zg_error("no worker thread could start");
@@ -284,6 +343,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
             break;
         if (__atomic_load_n(&waiting, __ATOMIC_ACQUIRE) < 1) /* a worker ended on an accept error */
             spawn(1);
+        trim_threads();
         if (!upkeep_db)
             upkeep_db = zg_db_open(&settings);
         if (upkeep_db)

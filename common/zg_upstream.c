@@ -1,4 +1,5 @@
 #include "zg_upstream.h"
+#include "zg_gate.h"
 #include "zg_clock.h"
 #include "zg_config.h"
 #include "zg_log.h"
@@ -179,7 +180,9 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
             break;
         struct curl_waitfd wfd = {.fd = watch ? r->fcgx->ipcFd : -1, .events = CURL_WAIT_POLLIN, .revents = 0};
         int nfds = 0;
+        int gate = zg_gate_pause();
         curl_multi_poll(multi, watch ? &wfd : NULL, watch ? 1u : 0u, 250, &nfds);
+        zg_gate_resume(gate);
         if (watch && wfd.revents) {
             /* the client left (or the web server sent something unexpected): stop watching; the
              * callbacks decide whether the transfer goes on without a reader */

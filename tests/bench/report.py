@@ -27,7 +27,7 @@ def main():
     print("zenn-gateway benchmark%s  %s" % (" (SMOKE: tiny runs, figures not representative)" if smoke else "", m.get("date", "")))
     print("machine: %s cores (%s), kernel %s, load average at start %s" % (m.get("cores"), m.get("cpu"), m.get("kernel"), m.get("load")))
     print("stack: lighttpd + FastCGI, %s threads x %s processes per program, MariaDB durable "
-          "(innodb_flush_log_at_trx_commit=1), %s customers; wrk 1 thread, %s s per run, %s connections for throughput"
+          "(innodb_flush_log_at_trx_commit=1), %s customers; wrk 1 thread at nice -10, %s s per run, %s connections for throughput"
           % (m.get("threads"), m.get("procs"), m.get("users"), m.get("duration_s"), m.get("conns")))
     print("billing mode: %s" % m.get("mode", "strict"))
     if "sql_patch" in r:

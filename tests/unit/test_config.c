@@ -55,6 +55,7 @@ int main(void)
     is_int(zg_settings_from(&s, NULL, err, sizeof err), 0, "defaults load");
     is_int(s.threads, 8192, "default threads: the most requests at once");
     is_int(s.idle_threads, 8, "default idle threads");
+    is_int(s.cpu_slots, 0, "default cpu slots (twice the CPUs)");
     is_int(s.db_connections, 8, "default database connections per process");
     is_str(s.prov[ZG_PROV_ANTHROPIC].base_url, "https://api.anthropic.com", "default anthropic url");
     is_str(s.prov[ZG_PROV_DEEPSEEK].anthropic_base_url, "https://api.deepseek.com/anthropic",
@@ -149,6 +150,7 @@ int main(void)
         {"[server]\nthreads = many\n", "[server] threads"},
         {"[server]\nthreads = 99999\n", "[server] threads"},
         {"[server]\nidle_threads = 0\n", "[server] idle_threads"},
+        {"[server]\ncpu_slots = -2\n", "[server] cpu_slots"},
         {"[database]\nconnections = 0\n", "[database] connections"},
         {"[database]\nconnections = 257\n", "[database] connections"},
         {"[database]\nport = 70000\n", "[database] port"},
