@@ -1,5 +1,6 @@
 #include "zg_server.h"
 #include "zg_gate.h"
+#include "zg_clock.h"
 #include "zg_catalog.h"
 #include "zg_conc.h"
 #include "zg_config.h"
@@ -173,6 +174,19 @@ static void *worker(void *arg)
             }
             if (rc == -EINTR || errno == EINTR)
                 continue;
+            if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
+                /* out of descriptors or memory for a moment: the connection waits in the backlog
+                 * until requests in flight end (each stream holds four descriptors here) */
+                static int64_t last_warn;
+                int64_t now = zg_clock_ms();
+                if (now - __atomic_load_n(&last_warn, __ATOMIC_RELAXED) >= 1000) {
+                    __atomic_store_n(&last_warn, now, __ATOMIC_RELAXED);
+                    zg_warn("accept: %s; new requests wait until some in flight end", strerror(-rc));
+                }
+                struct timespec ts = {0, 50 * 1000000L};
+                nanosleep(&ts, NULL);
+                continue;
+            }
             zg_error("accept failed (%d); worker exits", rc);
             break;
         }
