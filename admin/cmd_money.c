@@ -191,7 +191,7 @@ static const char SQL_REAP_FIND[] = "SELECT request_id, hold_credits FROM usage_
                                     " AND created_at < NOW(3) - INTERVAL ? SECOND ORDER BY id LIMIT 500";
 /* A request whose worker died is charged the hold placed before its upstream call, flagged estimated. */
 static const char SQL_REAP_SETTLE[] =
-    "CALL zg_settle(?, 'abandoned', 'abandoned', ?, 0, 0, 0, 0, 0, 0, 0, 1, NULL, NULL, NULL)";
+    "CALL zg_settle(?, 'abandoned', 'abandoned', ?, 0, 0, 0, 0, 0, 0, 0, 1, NULL, NULL, NULL, NULL, 1)";
 
 /* Apply the settlements spooled while the database was unreachable. 0, or -1 (reported). */
 static int replay_spool(app *a, const args *g, bool verbose)

@@ -95,6 +95,37 @@ static const verb VERBS[] = {
      "PREFIX is the 12-character prefix 'key list' shows. Revoking a revoked key exits 1.\n"},
     {"key", "limit", cmd_key_limit, 2, 2, "", "PREFIX USD|none", "Set or clear a key's spend limit",
      "USD: list-price dollars the key may spend in total (spent so far counts); none removes the limit.\n"},
+    {"channel", "add", cmd_channel_add, 1, 1,
+     "provider= base-url= key= anthropic-base-url= openai-base-url= priority= weight= max-concurrency= models= plans=",
+     "NAME --provider P --base-url URL --key KEY [OPTIONS]", "Add an upstream channel (another provider account)",
+     "--provider anthropic|openai|gemini|deepseek|moonshot|zhipu\n"
+     "--base-url URL            the provider's native API root (as [provider.NAME] base_url)\n"
+     "--anthropic-base-url URL  DeepSeek, Moonshot, Zhipu: their Anthropic-compatible root\n"
+     "--openai-base-url URL     Gemini: its OpenAI-compatible root\n"
+     "--key KEY                 the account's API key (stored for the programs; shown masked)\n"
+     "--priority N              higher tiers are tried first (default 0; zenn.conf's channel is 0)\n"
+     "--weight W                share of requests within its tier (default 1)\n"
+     "--max-concurrency N       requests at once per program process (default 0: no cap)\n"
+     "--models a,b              only these model ids (default: all of the provider's)\n"
+     "--plans pro,max,enterprise  only users of these plans (default: all)\n"
+     "Every process uses the change within 2 s. NAME: 1-64 of A-Z a-z 0-9 . _ -, not a provider name.\n"},
+    {"channel", "list", cmd_channel_list, 0, 0, "json", "[--json]", "List the stored channels (keys masked)",
+     "zenn.conf's [provider.NAME] sections are each provider's channel too (named after the provider).\n"
+     "--json  a JSON array of {name, provider, base_url, anthropic_base_url, openai_base_url, key,\n"
+     "        priority, weight, max_concurrency, models, plans, enabled, disabled_reason, open_circuits}\n"},
+    {"channel", "set", cmd_channel_set, 1, 1,
+     "provider= base-url= key= anthropic-base-url= openai-base-url= priority= weight= max-concurrency= models= plans=",
+     "NAME [OPTIONS]", "Change a channel (options as for add; --models '' or --plans '' means all)", ""},
+    {"channel", "disable", cmd_channel_disable, 1, 1, "reason=", "NAME [--reason TEXT]", "Stop using a channel",
+     "Requests in flight finish; new ones go to other channels within 2 s.\n"},
+    {"channel", "enable", cmd_channel_enable, 1, 1, "", "NAME", "Use a channel again",
+     "Also forgets its open circuits (after an upstream 401/403 disabled it, fix its key first).\n"},
+    {"channel", "remove", cmd_channel_remove, 1, 1, "", "NAME", "Delete a channel",
+     "Usage rows keep the channel's name.\n"},
+    {"channel", "test", cmd_channel_test, 1, 1, "model=", "NAME [--model ID]",
+     "Send a one-token request through a channel and report status and latency",
+     "NAME may be a provider name (its zenn.conf channel). --model defaults to the provider's first\n"
+     "live chat model. The request is real: the provider bills it (one output token). Exits 1 unless 2xx.\n"},
     {"model", "list", cmd_model_list, 0, 0, "json", "[--json]", "List the model catalog with prices and aliases",
      "--json  a JSON array of {id, display_name, status, provider, kind, min_plan, prices, aliases,\n"
      "        created_unix, sort_order}; prices has input, output, cache_read, cache_write_5m,\n"

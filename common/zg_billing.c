@@ -77,12 +77,12 @@ int zg_billing_rate_peek(zg_db *db, int64_t user_id, const char *group, int limi
     return 0;
 }
 
-static const char SQL_SETTLE[] = "CALL zg_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_SETTLE[] = "CALL zg_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static int settle_once(zg_db *db, const char *request_id, const zg_settlement *s, int64_t *cash)
 {
     const zg_usage *u = &s->usage;
-    zg_val p[15] = {
+    zg_val p[17] = {
         ZG_STR(request_id),
         ZG_STR(s->status),
         ZG_STR(s->end_reason),
@@ -98,9 +98,11 @@ static int settle_once(zg_db *db, const char *request_id, const zg_settlement *s
         s->upstream_status > 0 ? ZG_INT(s->upstream_status) : ZG_NULLV,
         s->ttfb_ms >= 0 ? ZG_INT(s->ttfb_ms > 2000000000 ? 2000000000 : s->ttfb_ms) : ZG_NULLV,
         s->duration_ms >= 0 ? ZG_INT(s->duration_ms > 2000000000 ? 2000000000 : s->duration_ms) : ZG_NULLV,
+        s->channel && *s->channel ? ZG_STR(s->channel) : ZG_NULLV,
+        ZG_INT(s->attempts > 0 ? s->attempts : 1),
     };
     int64_t row[2] = {-1, 0};
-    if (zg_db_run(db, SQL_SETTLE, p, 15, zg_db_row_ints, &(zg_ints){row, 2}, NULL) != 0)
+    if (zg_db_run(db, SQL_SETTLE, p, 17, zg_db_row_ints, &(zg_ints){row, 2}, NULL) != 0)
         return -1;
     if (cash)
         *cash = row[1];

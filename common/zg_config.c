@@ -367,6 +367,13 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->rl_images = 500;
     s->rl_count_tokens = 10000;
     s->concurrent_per_user = 32;
+    s->max_attempts = 3;
+    s->failover_budget_ms = 30000;
+    s->head_timeout_ms = 15000;
+    s->breaker_failures = 3;
+    s->breaker_window_s = 30;
+    s->cooldown_s = 30;
+    s->sticky_s = 300;
     for (int i = 0; i < ZG_PROV_COUNT; i++) {
         strcpy(s->prov[i].base_url, def_base[i]);
     }
@@ -420,6 +427,13 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("limits", "images_per_hour", 1, 100000000, s->rl_images);
     GET_INT("limits", "count_tokens_per_hour", 1, 100000000, s->rl_count_tokens);
     GET_INT("limits", "concurrent_per_user", 1, 1000000, s->concurrent_per_user);
+    GET_INT("routing", "max_attempts", 1, 10, s->max_attempts);
+    GET_INT("routing", "failover_budget_ms", 0, 3600000, s->failover_budget_ms);
+    GET_INT("routing", "head_timeout_ms", 100, 3600000, s->head_timeout_ms);
+    GET_INT("routing", "breaker_failures", 1, 1000, s->breaker_failures);
+    GET_INT("routing", "breaker_window_s", 1, 86400, s->breaker_window_s);
+    GET_INT("routing", "cooldown_s", 1, 86400, s->cooldown_s);
+    GET_INT("routing", "sticky_s", 0, 86400, s->sticky_s);
     const char *su = zg_config_get(c, "portal", "signup", "open");
     if (strcmp(su, "open") == 0) {
         s->signup = ZG_SIGNUP_OPEN;

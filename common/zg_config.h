@@ -60,6 +60,14 @@ typedef struct zg_settings {
     int rl_messages, rl_codex, rl_images, rl_count_tokens;
     int concurrent_per_user; /* requests in flight per user, across processes and nodes */
     zg_provider_conf prov[ZG_PROV_COUNT];
+    /* [routing]: channels and failover (see zg_channel.h) */
+    int max_attempts;             /* upstream attempts per request at most */
+    int failover_budget_ms;       /* no new attempt starts this long after the first */
+    int head_timeout_ms;          /* a stream's answer must start within this, or the next channel is tried */
+    int breaker_failures;         /* failures of a channel and model within breaker_window_s open its circuit */
+    int breaker_window_s;
+    int cooldown_s;               /* an open circuit's wait when the upstream named none */
+    int sticky_s;                 /* a key and model stay on the channel that served them this long */
     /* [portal] */
     int signup;                   /* ZG_SIGNUP_OPEN, _INVITE or _CLOSED */
     int session_idle_s;           /* a session unused this long ends */

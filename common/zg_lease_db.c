@@ -7,11 +7,11 @@ static const char SQL_LEASE[] = "CALL zg_lease(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_FLUSH[] = "CALL zg_flush(?, ?)";
 static const char SQL_DROP[] = "CALL zg_lease_drop(?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_DIRECT[] =
-    "CALL zg_settle_direct(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "CALL zg_settle_direct(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 int zl_settle_direct(zg_db *db, const char *own, const zg_record *r)
 {
-    zg_val p[24] = {
+    zg_val p[26] = {
         ZG_STR(own),         ZG_STR(r->grp),      ZG_INT(r->rel),     ZG_STR(r->rid),
         ZG_INT(r->user),     ZG_INT(r->key),      ZG_STR(r->surface), ZG_STR(r->model),
         ZG_STR(r->provider), ZG_INT(r->hold),     ZG_STR(r->status),  ZG_STR(r->reason),
@@ -21,8 +21,10 @@ int zl_settle_direct(zg_db *db, const char *own, const zg_record *r)
         r->ups > 0 ? ZG_INT(r->ups) : ZG_NULLV,
         r->ttfb >= 0 ? ZG_INT(zg_record_ms(r->ttfb)) : ZG_NULLV,
         r->dur >= 0 ? ZG_INT(zg_record_ms(r->dur)) : ZG_NULLV,
+        r->channel[0] ? ZG_STR(r->channel) : ZG_NULLV,
+        ZG_INT(r->attempts > 0 ? r->attempts : 1),
     };
-    return zg_db_run(db, SQL_DIRECT, p, 24, NULL, NULL, NULL);
+    return zg_db_run(db, SQL_DIRECT, p, 26, NULL, NULL, NULL);
 }
 
 int zl_db_unavailable(unsigned e)

@@ -46,7 +46,7 @@ int zg_openai_codex_route(zg_call *c, char *why, size_t whylen)
 
 static int common_headers(zg_call *c)
 {
-    const zg_provider_conf *pc = &c->r->cfg->prov[c->provider];
+    const zg_provider_conf *pc = c->pc;
     char bearer[600];
     snprintf(bearer, sizeof bearer, "Bearer %s", pc->api_key);
     if (zg_call_header(c, "Authorization", bearer) || zg_call_header(c, "content-type", "application/json") ||
@@ -67,14 +67,14 @@ static bool client_wants_usage(struct json_object *j)
 
 int zg_openai_chat_prepare(zg_call *c)
 {
-    const zg_provider_conf *pc = &c->r->cfg->prov[c->provider];
+    const zg_provider_conf *pc = c->pc;
     const char *base = c->provider == ZG_PROV_GEMINI ? pc->openai_base_url : pc->base_url;
     if (zg_call_url(c, base, "/chat/completions", NULL) != 0 || common_headers(c) != 0)
         return -1;
     bool rewrite = strcmp(c->model_name, c->model.id) != 0;
     if (rewrite)
         json_object_object_add(c->json, "model", json_object_new_string(c->model.id));
-    if (c->stream && !client_wants_usage(c->json)) {
+    if (c->stream && (c->surface_state || !client_wants_usage(c->json))) {
         /* usage only comes in a final chunk when asked for: always ask, hide it from the client */
         struct json_object *so;
         if (!json_object_object_get_ex(c->json, "stream_options", &so) || !json_object_is_type(so, json_type_object)) {
@@ -134,7 +134,7 @@ bool zg_openai_chat_hide(zg_call *c, const char *event, size_t elen, const char 
 int zg_openai_responses_prepare(zg_call *c)
 {
     c->r->responses_stream = c->stream;
-    if (zg_call_url(c, c->r->cfg->prov[c->provider].base_url, "/responses", NULL) != 0 || common_headers(c) != 0)
+    if (zg_call_url(c, c->pc->base_url, "/responses", NULL) != 0 || common_headers(c) != 0)
         return -1;
     if (strcmp(c->model_name, c->model.id) == 0) {
         zg_call_send_raw(c);

@@ -12,8 +12,6 @@
 #include <strings.h>
 
 #define JSON_MAX_DEPTH 64
-#define BODY_COPY_CAP (64u << 20)
-#define SSE_EVENT_CAP (16u << 20)
 
 const char *zg_json_str(struct json_object *o, const char *key)
 {
@@ -208,129 +206,6 @@ static int limit_for(const zg_settings *cfg, int which)
     }
 }
 
-/* ---- relay callbacks ---------------------------------------------------------------------------- */
-
-static int relay_on(zg_call *c);
-
-static int on_head(void *ctx, int status, const char *ctype)
-{
-    zg_call *c = ctx;
-    zg_req *r = c->r;
-    c->up_status = status;
-    c->up_ok = status >= 200 && status < 300;
-    c->is_sse = strncasecmp(ctype, "text/event-stream", 17) == 0;
-    zg_resp_status(r, status > 0 ? status : 502);
-    zg_resp_header(r, "Content-Type", *ctype ? ctype : "application/json");
-    if (c->is_sse) {
-        zg_resp_header(r, "Cache-Control", "no-cache");
-        zg_resp_header(r, "X-Accel-Buffering", "no");
-    }
-    if (!c->up_ok)
-        zg_resp_header(r, "x-should-retry", status == 429 || status >= 500 ? "true" : "false");
-    /* a JSON answer is held until it is complete (see on_body), so a transfer that breaks off
-     * becomes a protocol-shaped 502/504 instead of a cut body behind a 200; streams (SSE, or
-     * Gemini's streamed JSON array) are relayed as they come */
-    if ((c->is_sse || c->stream) && !r->client_gone)
-        zg_resp_start(r);
-    return relay_on(c);
-}
-
-/* Once the final usage is known, note it in the journal, so a process that dies before settling
- * bills what the upstream reported rather than the hold. */
-static void note_final(zg_call *c)
-{
-    if (c->final_noted || !c->sf->billed || !zg_usage_final(&c->usage, c->sf->usage))
-        return;
-    c->final_noted = true;
-    zg_meter_progress(&c->ticket, c->r->request_id, &c->usage, zg_usage_cost(&c->usage, &c->model));
-}
-
-static int on_event(void *ctx, const char *ev, size_t elen, const char *data, size_t dlen, const char *raw,
-                    size_t rawlen)
-{
-    zg_call *c = ctx;
-    c->usage.text_bytes += (int64_t)zg_usage_delta_text(c->sf->usage, data, dlen);
-    zg_usage_from_event(&c->usage, c->sf->usage, ev, elen, data, dlen);
-    note_final(c);
-    if (c->r->client_gone || (c->sf->hide_event && c->sf->hide_event(c, ev, elen, data, dlen)))
-        return 0;
-    zg_resp_write(c->r, raw, rawlen); /* a failed write marks the client gone: see relay_on */
-    return 0;
-}
-
-/* After each piece of the upstream's answer: go on relaying, or, once the client has left, go on
- * reading (relaying nothing) until the final usage has arrived, so a client that leaves early pays
- * for what the model generated; then stop the transfer (-1). */
-static int relay_on(zg_call *c)
-{
-    if (!c->r->client_gone)
-        return 0;
-    c->left = true;
-    return zg_usage_final(&c->usage, c->sf->usage) && c->choices <= 1 ? -1 : 0;
-}
-
-static int on_body(void *ctx, const char *p, size_t n)
-{
-    zg_call *c = ctx;
-    if (c->is_sse) {
-        int rc = zg_sse_feed(&c->sse, p, n, on_event, c);
-        if (rc == ZG_E_TOOBIG) {
-            /* an absurd event: pass the bytes through unparsed rather than fail the stream */
-            const char *raw;
-            size_t len = zg_sse_pending(&c->sse, &raw);
-            if (!c->r->client_gone)
-                zg_resp_write(c->r, raw, len);
-            zg_buf_reset(&c->sse.buf);
-            c->sse.scan = c->sse.start = 0;
-        } else if (rc != 0) {
-            return -1;
-        }
-        if (!c->r->client_gone)
-            zg_resp_flush(c->r);
-        return relay_on(c);
-    }
-    if (!c->r->started && !c->r->client_gone) {
-        if (zg_buf_append(&c->body_copy, p, n) == ZG_OK)
-            return 0;
-        /* too big to hold: relay what is held and the rest as it arrives */
-        zg_resp_write(c->r, c->body_copy.data, c->body_copy.len);
-    } else if (c->body_copy.len < BODY_COPY_CAP) {
-        zg_buf_append(&c->body_copy, p, n); /* kept for usage parsing */
-    }
-    if (!c->r->client_gone && zg_resp_write(c->r, p, n) == 0 && c->stream)
-        zg_resp_flush(c->r); /* a streamed JSON array (Gemini without alt=sse): each piece as it comes */
-    return relay_on(c);
-}
-
-static int on_gone(void *ctx)
-{
-    return relay_on(ctx);
-}
-
-/* Send a held JSON answer once the upstream transfer completed. */
-static void release_body(zg_call *c)
-{
-    zg_req *r = c->r;
-    if (c->is_sse || r->started || r->client_gone)
-        return;
-    char len[32];
-    snprintf(len, sizeof len, "%zu", c->body_copy.len);
-    zg_resp_header(r, "Content-Length", len);
-    if (zg_resp_write(r, c->body_copy.data ? c->body_copy.data : "", c->body_copy.len) == 0)
-        zg_resp_flush(r);
-}
-
-static int on_idle(void *ctx)
-{
-    zg_call *c = ctx;
-    if (!c->is_sse || !c->r->started || c->r->client_gone)
-        return 0;
-    /* an SSE comment: ignored by clients, keeps proxies and the client's idle timers alive */
-    if (zg_resp_write(c->r, ": ping\n\n", 8) == 0)
-        zg_resp_flush(c->r);
-    return relay_on(c);
-}
-
 /* ---- the pipeline ----------------------------------------------------------------------------------- */
 
 static void call_free(zg_call *c)
@@ -373,26 +248,12 @@ static int admit_reply(zg_call *c)
 }
 
 /* The end of a stream that broke: tell the client in the protocol's own terms. */
-static void stream_error(zg_call *c, zg_errkind kind, const char *msg)
-{
-    if (c->r->client_gone)
-        return;
-    if (!c->r->started) {
-        zg_buf_reset(&c->r->headers); /* drop the upstream's content type held for a JSON answer */
-        zg_err_reply(c->r, kind, "%s", msg);
-        return;
-    }
-    if (c->is_sse)
-        zg_err_reply(c->r, kind, "%s", msg); /* written as an error event */
-    else
-        zg_resp_abort(c->r); /* a cut JSON body must not look complete */
-}
-
 static void settle(zg_call *c, const zg_upstream_out *up)
 {
     zg_req *r = c->r;
     zg_settlement s = {.status = "settled", .upstream_status = c->up_status, .ttfb_ms = up->ttfb_ms,
-                       .duration_ms = up->duration_ms};
+                       .duration_ms = up->duration_ms, .channel = c->attempts ? c->chan.name : NULL,
+                       .attempts = c->attempts};
     zg_usage *u = &c->usage;
     if (!c->is_sse && c->body_copy.len)
         zg_usage_from_body(u, c->sf->usage, c->body_copy.data, c->body_copy.len);
@@ -456,8 +317,8 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     c.r = r;
     c.sf = sf;
     zg_buf_init(&c.rewritten, (size_t)r->cfg->max_body_bytes * 2 + 4096);
-    zg_buf_init(&c.body_copy, BODY_COPY_CAP);
-    zg_sse_init(&c.sse, SSE_EVENT_CAP);
+    zg_buf_init(&c.body_copy, ZG_BODY_COPY_CAP);
+    zg_sse_init(&c.sse, ZG_SSE_EVENT_CAP);
     char why[256] = "";
 
     if (zg_auth_key_hash(r, c.key_hash) != 0 || zg_auth_screen(r, c.key_hash, &c.conc_user) != 0)
@@ -562,38 +423,7 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
 
     /* Admitted: from here on the request is settled exactly once, whatever happens. */
     zg_upstream_out up;
-    memset(&up, 0, sizeof up);
-    up.ttfb_ms = -1;
-    if (sf->prepare(&c) != 0 || !c.send_body) {
-        zg_err_reply(r, ZG_ERR_INTERNAL, "Could not build the upstream request");
-        up.result = ZG_UP_CONNECT;
-    } else {
-        zg_upstream_cb cb = {on_head, on_body, on_idle, on_gone};
-        zg_upstream_post(r, c.url, c.headers, c.send_body, c.send_len,
-                         c.total_timeout ? c.total_timeout : r->cfg->total_timeout,
-                         c.idle_timeout ? c.idle_timeout : r->cfg->idle_timeout, &cb, &c,
-                         &up);
-        if (up.result != ZG_UP_OK)
-            zg_info("request %s: upstream %s: %s", r->request_id, zg_provider_name((zg_provider)c.provider),
-                    up.error);
-        switch (up.result) {
-        case ZG_UP_OK:
-            release_body(&c);
-            if (c.is_sse && c.up_ok && !c.usage.finished)
-                stream_error(&c, ZG_ERR_UPSTREAM, "The upstream stream ended before it was complete");
-            break;
-        case ZG_UP_CONNECT:
-            stream_error(&c, ZG_ERR_UPSTREAM, "The upstream provider could not be reached");
-            break;
-        case ZG_UP_TIMEOUT:
-            stream_error(&c, ZG_ERR_TIMEOUT, "The upstream provider did not answer in time");
-            break;
-        case ZG_UP_CLIENT_GONE:
-            break;
-        default:
-            stream_error(&c, ZG_ERR_UPSTREAM, "The upstream connection failed before the answer was complete");
-        }
-    }
+    zg_relay_run(&c, &up);
     if (sf->billed)
         settle(&c, &up);
 done:

@@ -6,6 +6,8 @@
 #include "zg_billing.h"
 #include "zg_meter.h"
 #include "zg_catalog.h"
+#include "zg_channel.h"
+#include "zg_upstream.h"
 #include "zg_req.h"
 #include "zg_sse.h"
 #include "zg_usage.h"
@@ -31,6 +33,13 @@ typedef struct zg_call {
     zg_meter_req meter; /* what was admitted */
     zg_ticket ticket;   /* how it was admitted: settled the same way */
     int64_t hold;
+    /* the attempt: the channel tried and its provider settings (what prepare hooks read) */
+    zg_channel_try route;
+    zg_channel chan;
+    const zg_provider_conf *pc;
+    int attempts;              /* upstream attempts made */
+    bool can_retry;            /* another channel may be tried if this attempt fails before answering */
+    bool retry;                /* the attempt's answer was a failover status, kept from the client */
     /* the upstream request, filled by the surface's prepare hook */
     char url[1536];
     struct curl_slist *headers;
@@ -69,6 +78,13 @@ typedef struct zg_surface {
     /* Optional: return true to keep an upstream SSE event from the client (it is still metered). */
     bool (*hide_event)(zg_call *c, const char *event, size_t elen, const char *data, size_t dlen);
 } zg_surface;
+
+#define ZG_BODY_COPY_CAP (64u << 20)
+#define ZG_SSE_EVENT_CAP (16u << 20)
+
+/* The upstream part of an admitted request (zg_relay.c): pick a channel, call it, relay the answer,
+ * fail over while nothing reached the client. *up says how the last attempt ended. */
+void zg_relay_run(zg_call *c, zg_upstream_out *up);
 
 /* Serve one metered request: authenticate (401), read and parse the body (413/400), resolve the
  * model (404 unknown, 503 coming soon, 400 wrong surface), admit it in one round trip (403 plan,

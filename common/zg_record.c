@@ -28,13 +28,16 @@ void zg_record_settlement(zg_record *r, const zg_settlement *s)
     r->ups = s->upstream_status;
     r->ttfb = s->ttfb_ms;
     r->dur = s->duration_ms;
+    zg_record_field(r->channel, sizeof r->channel, s->channel);
+    r->attempts = s->attempts > 0 ? s->attempts : 1;
 }
 
 zg_settlement zg_record_as_settlement(const zg_record *r)
 {
     zg_settlement s = {.status = r->status, .end_reason = r->reason, .credits = r->credits, .usage = r->u,
                        .estimated = r->est != 0, .upstream_status = r->ups, .ttfb_ms = r->ttfb,
-                       .duration_ms = r->dur};
+                       .duration_ms = r->dur, .channel = r->channel[0] ? r->channel : NULL,
+                       .attempts = r->attempts > 0 ? r->attempts : 1};
     return s;
 }
 
@@ -108,7 +111,8 @@ static void put_settlement(struct out *o, const zg_record *r)
 {
     put(o, " %s %s %lld", r->status, r->reason, (long long)r->credits);
     put_counts(o, r->rel, &r->u);
-    put(o, " %d %d %lld %lld", r->est, r->ups, (long long)r->ttfb, (long long)r->dur);
+    put(o, " %d %d %lld %lld %s %d", r->est, r->ups, (long long)r->ttfb, (long long)r->dur,
+        r->channel[0] ? r->channel : "-", r->attempts > 0 ? r->attempts : 1);
 }
 
 size_t zg_record_line(int kind, const zg_record *r, char *out, size_t cap)
@@ -129,7 +133,7 @@ size_t zg_record_line(int kind, const zg_record *r, char *out, size_t cap)
 
 /* ---- parsing ----------------------------------------------------------------------------------------- */
 
-#define MAX_FIELDS 26
+#define MAX_FIELDS 28
 
 static int nums(char **f, int n, int64_t lo, int64_t *v)
 {
@@ -139,9 +143,21 @@ static int nums(char **f, int n, int64_t lo, int64_t *v)
     return 0;
 }
 
+/* The channel fields after a SETTLEMENT (f[0] channel or "-", f[1] attempts). */
+static int take_channel(char **f, zg_record *r)
+{
+    int64_t a;
+    if (zg_parse_i64z(f[1], 1, 255, &a) != 0)
+        return -1;
+    zg_record_field(r->channel, sizeof r->channel, strcmp(f[0], "-") == 0 ? "" : f[0]);
+    r->attempts = (int)a;
+    return 0;
+}
+
 /* SETTLEMENT fields f[0..15) (with_rel) or the older spool form without "released" (14). */
 static int take_settlement(char **f, bool with_rel, zg_record *r)
 {
+    r->attempts = 1;
     zg_record_field(r->status, sizeof r->status, f[0]);
     zg_record_field(r->reason, sizeof r->reason, f[1]);
     int n = with_rel ? 13 : 12;
@@ -199,6 +215,7 @@ int zg_record_parse(char *line, zg_record *r)
         return 0;
     zg_record_field(r->rid, sizeof r->rid, f[1]);
     r->ttfb = r->dur = -1;
+    r->attempts = 1;
     switch (kind) {
     case 'D':
         return n == 2 ? 'D' : 0;
@@ -220,9 +237,14 @@ int zg_record_parse(char *line, zg_record *r)
         r->est = 1;
         return kind;
     case 'S':
-        return n == 24 && take_admission(f + 2, r) == 0 && take_settlement(f + 9, true, r) == 0 ? 'S' : 0;
+        return (n == 24 || n == 26) && take_admission(f + 2, r) == 0 && take_settlement(f + 9, true, r) == 0 &&
+                       (n == 24 || take_channel(f + 24, r) == 0)
+                   ? 'S'
+                   : 0;
     case 'X':
-        return n == 17 && take_settlement(f + 2, true, r) == 0 ? 'X' : 0;
+        return (n == 17 || n == 19) && take_settlement(f + 2, true, r) == 0 && (n == 17 || take_channel(f + 17, r) == 0)
+                   ? 'X'
+                   : 0;
     default:
         return 0;
     }
@@ -244,5 +266,9 @@ int zg_record_json(zg_buf *b, const zg_record *r)
     int64_t t[3] = {r->ups > 0 ? r->ups : -1, zg_record_ms(r->ttfb), zg_record_ms(r->dur)};
     for (int i = 0; rc == ZG_OK && i < 3; i++)
         rc = t[i] >= 0 ? zg_buf_printf(b, ",%lld", (long long)t[i]) : zg_buf_printf(b, ",null");
+    if (rc == ZG_OK)
+        rc = r->channel[0] ? zg_buf_printf(b, ",\"%s\"", r->channel) : zg_buf_printf(b, ",null");
+    if (rc == ZG_OK)
+        rc = zg_buf_printf(b, ",%d", r->attempts > 0 ? r->attempts : 1);
     return rc == ZG_OK ? zg_buf_printf(b, "]") : rc;
 }

@@ -18,6 +18,8 @@ typedef struct zg_settlement {
     bool estimated;
     int upstream_status;    /* 0 = none */
     int64_t ttfb_ms, duration_ms; /* -1 = none */
+    const char *channel;    /* the channel that answered (NULL: none reached) */
+    int attempts;           /* upstream attempts made (0 counts as 1) */
 } zg_settlement;
 
 /* A request: who and what it was admitted for, and what it owes. */
@@ -28,6 +30,8 @@ typedef struct zg_record {
     zg_usage u;
     int est, ups;
     int64_t ttfb, dur; /* -1 = none */
+    char channel[65];  /* "" = none */
+    int attempts;      /* >= 1 */
     int tag;           /* the caller's own (lease mode: the journal file); never encoded */
 } zg_record;
 
@@ -39,7 +43,8 @@ typedef struct zg_record {
  *   'U' final usage reported U rid credits input output cache_read cw5m cw1h reasoning units
  *   'X' spooled settlement   X rid SETTLEMENT
  * where SETTLEMENT = status end_reason credits released input output cache_read cw5m cw1h
- * reasoning units estimated upstream_status ttfb_ms duration_ms. Fields are separated by one
+ * reasoning units estimated upstream_status ttfb_ms duration_ms channel attempts (channel "-" for
+ * none; lines written before channels end after duration_ms). Fields are separated by one
  * space and never contain one; a line ends with '\n'. */
 enum { ZG_REC_LINE_MAX = 700 };
 

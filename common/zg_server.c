@@ -1,5 +1,6 @@
 #include "zg_server.h"
 #include "zg_gate.h"
+#include "zg_channel.h"
 #include "zg_clock.h"
 #include "zg_catalog.h"
 #include "zg_conc.h"
@@ -340,6 +341,10 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     spare = idle;
     zg_meter_start(&settings);
     zg_gate_init(settings.cpu_slots);
+    /* the stored channels before the first request (then every second, below) */
+    zg_db *upkeep_db = zg_db_open(&settings);
+    if (upkeep_db)
+        zg_channel_upkeep(upkeep_db, &settings);
     spawn(idle);
     if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
         zg_error("no worker thread could start");
@@ -349,7 +354,6 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
             settings.db_connections);
     int sig = 0;
     /* billing upkeep between signals (zg_meter_upkeep), never on a request's path */
-    zg_db *upkeep_db = NULL;
     for (;;) {
         struct timespec wait = {1, 0};
         sig = sigtimedwait(&set, NULL, &wait);
@@ -360,8 +364,10 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
         trim_threads();
         if (!upkeep_db)
             upkeep_db = zg_db_open(&settings);
-        if (upkeep_db)
+        if (upkeep_db) {
             zg_catalog_upkeep(upkeep_db);
+            zg_channel_upkeep(upkeep_db, &settings);
+        }
         zg_meter_upkeep(&upkeep_db, &settings);
         if (upkeep_db)
             zg_conc_upkeep(upkeep_db, &settings);

@@ -4,6 +4,7 @@
 #include "zg_config.h"
 #include "zg_log.h"
 #include <errno.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -79,7 +80,53 @@ struct xfer {
     int head_sent;
     int aborted;
     CURL *easy;
+    zg_upstream_out *out;
 };
+
+/* A header's value (trimmed) if the line is "name: value", else NULL; *vl its length. */
+static const char *header_value(const char *p, size_t len, const char *name, size_t *vl)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || strncasecmp(p, name, nl) != 0 || p[nl] != ':')
+        return NULL;
+    const char *v = p + nl + 1;
+    size_t n = len - nl - 1;
+    while (n && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+        n--;
+    *vl = n;
+    return v;
+}
+
+/* retry-after: delay-seconds or an HTTP date; retry-after-ms: milliseconds. */
+static void note_retry_after(struct xfer *x, const char *p, size_t len)
+{
+    size_t vl;
+    char buf[64];
+    const char *v = header_value(p, len, "retry-after", &vl);
+    int ms = 0;
+    if (!v) {
+        v = header_value(p, len, "retry-after-ms", &vl);
+        ms = 1;
+    }
+    if (!v || !vl || vl >= sizeof buf)
+        return;
+    memcpy(buf, v, vl);
+    buf[vl] = '\0';
+    char *end;
+    long n = strtol(buf, &end, 10);
+    int64_t s = -1;
+    if (end != buf && (*end == '\0' || *end == '.'))
+        s = ms ? (n + 999) / 1000 : n;
+    else if (!ms) {
+        time_t t = curl_getdate(buf, NULL);
+        if (t > 0)
+            s = (int64_t)(t - time(NULL));
+    }
+    if (s > 0 && x->out)
+        x->out->retry_after_s = s > 86400 ? 86400 : (int)s;
+}
 
 static int deliver_head(struct xfer *x)
 {
@@ -111,6 +158,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         x->content_type[vl] = '\0';
     } else if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         x->content_type[0] = '\0'; /* a new response (after 100 Continue) */
+        if (x->out)
+            x->out->retry_after_s = 0;
+    } else if (len > 11 && (p[0] == 'r' || p[0] == 'R')) {
+        note_retry_after(x, p, len);
     }
     return len;
 }
@@ -146,7 +197,7 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
 {
     const zg_settings *cfg = r->cfg;
     curl_easy_reset(e);
-    struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = zg_clock_ms(), .ttfb = -1, .easy = e};
+    struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = zg_clock_ms(), .ttfb = -1, .easy = e, .out = out};
     x.last_rx = x.t0;
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -173,7 +224,7 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
     int64_t last_ping = x.t0;
     int watch = r->fcgx != NULL;
     int running = 1;
-    int timed_out_idle = 0;
+    int timed_out_idle = 0, timed_out_head = 0;
     while (running) {
         CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK || !running)
@@ -196,6 +247,10 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
             watch = 0;
         }
         int64_t t = zg_clock_ms();
+        if (cb->head_timeout_ms > 0 && x.ttfb < 0 && t - x.t0 >= cb->head_timeout_ms) {
+            timed_out_head = 1;
+            break;
+        }
         if (t - x.last_rx >= (int64_t)idle_s * 1000) {
             timed_out_idle = 1;
             break;
@@ -226,6 +281,12 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
     if (x.aborted) {
         out->result = ZG_UP_CLIENT_GONE;
         snprintf(out->error, sizeof out->error, "client went away");
+        return;
+    }
+    if (timed_out_head) {
+        out->result = ZG_UP_TIMEOUT;
+        out->status = 0;
+        snprintf(out->error, sizeof out->error, "no answer within %d ms", cb->head_timeout_ms);
         return;
     }
     if (timed_out_idle) {

@@ -25,6 +25,9 @@ typedef struct zg_upstream_cb {
     int (*on_idle)(void *ctx);
     /* The client went away (r->client_gone is set): -1 ends the transfer, 0 reads on. NULL = end it. */
     int (*on_gone)(void *ctx);
+    /* > 0: the answer's status line must arrive within this many ms, else the transfer ends as
+     * ZG_UP_TIMEOUT with status 0 (the caller may try elsewhere: nothing was received) */
+    int head_timeout_ms;
 } zg_upstream_cb;
 
 typedef struct zg_upstream_out {
@@ -32,6 +35,7 @@ typedef struct zg_upstream_out {
     int status;          /* upstream HTTP status, 0 if none */
     int64_t ttfb_ms;     /* until the first response byte, -1 if none */
     int64_t duration_ms;
+    int retry_after_s;   /* the answer's retry-after (seconds or an HTTP date) or retry-after-ms, 0 if none */
     char error[256];     /* transfer error text, for logs (never contains keys) */
 } zg_upstream_out;
 

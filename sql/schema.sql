@@ -101,6 +101,41 @@ INSERT IGNORE INTO catalog_version VALUES (1, 1);
 -- Row 2 is the access version: bumped by triggers when a key or user changes status or a key's spend
 -- limit changes, so processes holding leases re-check at once.
 INSERT IGNORE INTO catalog_version VALUES (2, 1);
+-- Row 3 is the channel version: bumped by triggers when a channel changes, so processes reload
+-- their channel table within a second.
+INSERT IGNORE INTO catalog_version VALUES (3, 1);
+
+-- Channels: upstream accounts. Each provider's [provider.NAME] section in zenn.conf is its default
+-- channel (named after the provider, never stored here); these are the others. api_key is the
+-- provider's secret: only the programs and zenn-admin read it, and zenn-admin shows it masked.
+CREATE TABLE IF NOT EXISTS channels (
+  id                  INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name                VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  provider            VARCHAR(16) CHARACTER SET ascii NOT NULL,
+  base_url            VARCHAR(512) NOT NULL,          -- the native API root
+  anthropic_base_url  VARCHAR(512) NOT NULL DEFAULT '',  -- Anthropic-compatible root (DeepSeek, Moonshot, Zhipu)
+  openai_base_url     VARCHAR(512) NOT NULL DEFAULT '',  -- OpenAI-compatible root (Gemini)
+  api_key             VARCHAR(512) NOT NULL,
+  priority            INT NOT NULL DEFAULT 0,          -- higher tiers are tried first
+  weight              INT UNSIGNED NOT NULL DEFAULT 1, -- share within a tier
+  max_concurrency     INT UNSIGNED NOT NULL DEFAULT 0, -- requests at once per program process; 0 = any
+  models              VARCHAR(2048) CHARACTER SET ascii NOT NULL DEFAULT '',  -- comma list; '' = all
+  plans               VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT '',    -- comma list; '' = all
+  enabled             TINYINT NOT NULL DEFAULT 1,
+  disabled_reason     VARCHAR(255) NULL,
+  created_at          DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at          DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  UNIQUE KEY uq_channels_name (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Open circuits shared between processes and nodes: (channel, model) is skipped until open_until.
+CREATE TABLE IF NOT EXISTS channel_health (
+  channel     VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  model       VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  open_until  DATETIME(3) NOT NULL,
+  reason      VARCHAR(255) NOT NULL DEFAULT '',
+  PRIMARY KEY (channel, model)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- Per user, per group, per hour window (window_start = unix seconds at the hour).
 -- (Procedure parameters compared with ascii columns are declared ascii too: a utf8mb4 parameter
@@ -138,6 +173,8 @@ CREATE TABLE IF NOT EXISTS usage_log (
   upstream_status         SMALLINT NULL,
   ttfb_ms                 INT NULL,
   duration_ms             INT NULL,
+  channel                 VARCHAR(64) CHARACTER SET ascii NULL,  -- the channel that answered
+  attempts                TINYINT UNSIGNED NOT NULL DEFAULT 1,   -- upstream attempts (failover)
   created_at              DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   settled_at              DATETIME(3) NULL,
   UNIQUE KEY uq_usage_request (request_id),
@@ -409,6 +446,12 @@ CREATE TABLE IF NOT EXISTS refunds (
 
 DELIMITER //
 
+CREATE OR REPLACE TRIGGER trg_channels_ins AFTER INSERT ON channels FOR EACH ROW
+  UPDATE catalog_version SET version = version + 1 WHERE id = 3 //
+CREATE OR REPLACE TRIGGER trg_channels_upd AFTER UPDATE ON channels FOR EACH ROW
+  UPDATE catalog_version SET version = version + 1 WHERE id = 3 //
+CREATE OR REPLACE TRIGGER trg_channels_del AFTER DELETE ON channels FOR EACH ROW
+  UPDATE catalog_version SET version = version + 1 WHERE id = 3 //
 CREATE OR REPLACE TRIGGER trg_models_ins AFTER INSERT ON models FOR EACH ROW
   UPDATE catalog_version SET version = version + 1 WHERE id = 1 //
 CREATE OR REPLACE TRIGGER trg_models_upd AFTER UPDATE ON models FOR EACH ROW
@@ -542,7 +585,8 @@ CREATE OR REPLACE PROCEDURE zg_settle(
   IN p_request_id VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin, IN p_status VARCHAR(16) CHARACTER SET ascii, IN p_end_reason VARCHAR(24) CHARACTER SET ascii,
   IN p_credits BIGINT,
   IN p_in BIGINT, IN p_out BIGINT, IN p_cr BIGINT, IN p_cw5 BIGINT, IN p_cw1h BIGINT, IN p_reason BIGINT,
-  IN p_units INT, IN p_estimated TINYINT, IN p_upstream_status INT, IN p_ttfb INT, IN p_duration INT)
+  IN p_units INT, IN p_estimated TINYINT, IN p_upstream_status INT, IN p_ttfb INT, IN p_duration INT,
+  IN p_channel VARCHAR(64) CHARACTER SET ascii, IN p_attempts INT)
 proc: BEGIN
   DECLARE v_user BIGINT UNSIGNED;
   DECLARE v_key BIGINT UNSIGNED;
@@ -567,7 +611,8 @@ proc: BEGIN
          cash_micros = v_cash, input_tokens = p_in, output_tokens = p_out, cache_read_tokens = p_cr,
          cache_write_5m_tokens = p_cw5, cache_write_1h_tokens = p_cw1h, reasoning_tokens = p_reason,
          units = p_units, estimated = p_estimated, upstream_status = p_upstream_status,
-         ttfb_ms = p_ttfb, duration_ms = p_duration, settled_at = NOW(3)
+         ttfb_ms = p_ttfb, duration_ms = p_duration, channel = p_channel, attempts = COALESCE(p_attempts, 1),
+         settled_at = NOW(3)
    WHERE request_id = p_request_id;
   CALL zg_rollup(JSON_ARRAY(JSON_ARRAY(p_request_id)));
   COMMIT;
@@ -1003,7 +1048,8 @@ CREATE OR REPLACE PROCEDURE zg_settle_direct(
   IN p_provider VARCHAR(32) CHARACTER SET ascii, IN p_hold BIGINT, IN p_status VARCHAR(16) CHARACTER SET ascii,
   IN p_end_reason VARCHAR(24) CHARACTER SET ascii, IN p_credits BIGINT,
   IN p_in BIGINT, IN p_out BIGINT, IN p_cr BIGINT, IN p_cw5 BIGINT, IN p_cw1h BIGINT, IN p_reason BIGINT,
-  IN p_units INT, IN p_estimated TINYINT, IN p_upstream_status INT, IN p_ttfb INT, IN p_duration INT)
+  IN p_units INT, IN p_estimated TINYINT, IN p_upstream_status INT, IN p_ttfb INT, IN p_duration INT,
+  IN p_channel VARCHAR(64) CHARACTER SET ascii, IN p_attempts INT)
 proc: BEGIN
   DECLARE v_cash BIGINT DEFAULT 0;
   DECLARE v_now DATETIME(3) DEFAULT NOW(3);
@@ -1012,10 +1058,10 @@ proc: BEGIN
   INSERT IGNORE INTO usage_log (request_id, user_id, key_id, surface, model, provider, status, end_reason,
          hold_credits, credits, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens,
          cache_write_1h_tokens, reasoning_tokens, units, estimated, upstream_status, ttfb_ms, duration_ms,
-         created_at, settled_at)
+         channel, attempts, created_at, settled_at)
   VALUES (p_request_id, p_user, p_key, p_surface, p_model, p_provider, p_status, p_end_reason, p_hold,
           p_credits, p_in, p_out, p_cr, p_cw5, p_cw1h, p_reason, p_units, p_estimated, p_upstream_status,
-          p_ttfb, p_duration, v_now, v_now);
+          p_ttfb, p_duration, p_channel, COALESCE(p_attempts, 1), v_now, v_now);
   IF ROW_COUNT() = 0 THEN
     ROLLBACK;
     SELECT 1 AS code, 0 AS cash_micros;
@@ -1036,7 +1082,8 @@ END //
 -- Write a batch of finished lease requests in one transaction (billing mode "lease"). p_rows is a
 -- JSON array of arrays: [request_id, user_id, key_id, group, surface, model, provider, hold, status,
 -- end_reason, credits, released, input, output, cache_read, cache_write_5m, cache_write_1h,
--- reasoning, units, estimated, upstream_status, ttfb_ms, duration_ms]; "released" is the part of
+-- reasoning, units, estimated, upstream_status, ttfb_ms, duration_ms, channel, attempts] (the last
+-- two may be missing: none, 1); "released" is the part of
 -- the credits that came out of p_owner's lease on (key_id, group). Each row's lots are consumed by
 -- the one lot walk (zg_lot_walk), carried from row to row of a user so each lot row is written
 -- once; the rows are added to the rollup (zg_rollup) in the same transaction. A request id already
@@ -1062,10 +1109,11 @@ BEGIN
   DECLARE v_now DATETIME(3) DEFAULT NOW(3);
   DECLARE v_mult INT DEFAULT 1;
   DECLARE v_lock BIGINT UNSIGNED;
-  DECLARE v_units, v_est, v_ups, v_ttfb, v_dur INT;
+  DECLARE v_units, v_est, v_ups, v_ttfb, v_dur, v_att INT;
+  DECLARE v_chan VARCHAR(64) CHARACTER SET ascii;
   DECLARE cur CURSOR FOR
     SELECT rid, user_id, key_id, surface, model, provider, hold, status, end_reason, credits, rel,
-           i, o, cr, cw5, cw1h, rsn, units, est, ups, ttfb, dur
+           i, o, cr, cw5, cw1h, rsn, units, est, ups, ttfb, dur, chan, att
       FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
              seq FOR ORDINALITY,
              rid VARCHAR(40) PATH '$[0]', user_id BIGINT UNSIGNED PATH '$[1]', key_id BIGINT UNSIGNED PATH '$[2]',
@@ -1073,7 +1121,8 @@ BEGIN
              hold BIGINT PATH '$[7]', status VARCHAR(16) PATH '$[8]', end_reason VARCHAR(24) PATH '$[9]',
              credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]', i BIGINT PATH '$[12]', o BIGINT PATH '$[13]', cr BIGINT PATH '$[14]',
              cw5 BIGINT PATH '$[15]', cw1h BIGINT PATH '$[16]', rsn BIGINT PATH '$[17]', units INT PATH '$[18]',
-             est INT PATH '$[19]', ups INT PATH '$[20]', ttfb INT PATH '$[21]', dur INT PATH '$[22]')) j
+             est INT PATH '$[19]', ups INT PATH '$[20]', ttfb INT PATH '$[21]', dur INT PATH '$[22]',
+             chan VARCHAR(64) PATH '$[23]', att INT PATH '$[24]')) j
      ORDER BY user_id, seq;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
@@ -1084,7 +1133,8 @@ BEGIN
   OPEN cur;
   rows_: LOOP
     FETCH cur INTO v_rid, v_user, v_key, v_surface, v_model, v_provider, v_hold, v_status, v_reason, v_credits,
-                   v_rel, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_units, v_est, v_ups, v_ttfb, v_dur;
+                   v_rel, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_units, v_est, v_ups, v_ttfb, v_dur,
+                   v_chan, v_att;
     IF v_done = 1 THEN LEAVE rows_; END IF;
     IF v_user <> v_cur_user THEN
       IF v_cur_user <> 0 THEN
@@ -1100,9 +1150,10 @@ BEGIN
     INSERT INTO usage_log (request_id, user_id, key_id, surface, model, provider, status, end_reason,
            hold_credits, credits, cash_micros, input_tokens, output_tokens, cache_read_tokens,
            cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, units, estimated, upstream_status,
-           ttfb_ms, duration_ms, created_at, settled_at)
+           ttfb_ms, duration_ms, channel, attempts, created_at, settled_at)
     VALUES (v_rid, v_user, v_key, v_surface, v_model, v_provider, v_status, v_reason, v_hold, v_credits,
-            v_cash, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_units, v_est, v_ups, v_ttfb, v_dur, v_now, v_now);
+            v_cash, v_in, v_out, v_cr, v_cw5, v_cw1h, v_rsn, v_units, v_est, v_ups, v_ttfb, v_dur, v_chan,
+            COALESCE(v_att, 1), v_now, v_now);
     SET v_n = v_n + 1;
   END LOOP;
   CLOSE cur;
@@ -1239,3 +1290,4 @@ END //
 DELIMITER ;
 
 INSERT IGNORE INTO schema_version (version) VALUES (9);
+INSERT IGNORE INTO schema_version (version) VALUES (10);

@@ -184,5 +184,5 @@ def test_admission_repeated_for_one_request_id_holds_once():
     eq(b[0][0], "0", "the repeat answers admitted")
     eq(sql_int("SELECT held FROM users WHERE id = %d" % uid), 5000, "one hold")
     eq(sql_int("SELECT hits FROM rate_counters WHERE user_id = %d AND grp = 'messages'" % uid), 1, "counted once")
-    sql("CALL zg_settle('req-repeat-1', 'settled', 'complete', 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 1, 1)")
+    sql("CALL zg_settle('req-repeat-1', 'settled', 'complete', 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 1, 1, NULL, 1)")
     eq(sql_int("SELECT held FROM users WHERE id = %d" % uid), 0)

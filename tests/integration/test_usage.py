@@ -125,12 +125,12 @@ def test_every_settlement_procedure_adds_to_the_rollup_and_the_lots():
     h = sql("SELECT key_hash FROM api_keys WHERE id = %d" % kid).strip()
     sql("CALL zg_admit('%s', 'rq-strict-%d', 'messages', 1000, 1, 5000, 'messages', '%s', 'anthropic')"
         % (h, uid, HAIKU))
-    sql("CALL zg_settle('rq-strict-%d', 'settled', 'complete', 3999000, 100, 20, 0, 0, 0, 0, 0, 0, 200, 40, 900)"
+    sql("CALL zg_settle('rq-strict-%d', 'settled', 'complete', 3999000, 100, 20, 0, 0, 0, 0, 0, 0, 200, 40, 900, NULL, 1)"
         % uid)
-    sql("CALL zg_settle('rq-strict-%d', 'settled', 'complete', 3999000, 100, 20, 0, 0, 0, 0, 0, 0, 200, 40, 900)"
+    sql("CALL zg_settle('rq-strict-%d', 'settled', 'complete', 3999000, 100, 20, 0, 0, 0, 0, 0, 0, 200, 40, 900, NULL, 1)"
         % uid)  # the same request again: settled once
     sql("CALL zg_settle_direct('o-%d', 'messages', 0, 'rq-direct-%d', %d, %d, 'messages', '%s', 'anthropic', 10,"
-        " 'settled', 'upstream_error', 2000, 1, 0, 0, 0, 0, 0, 0, 1, 500, NULL, 30)" % (uid, uid, uid, kid, HAIKU))
+        " 'settled', 'upstream_error', 2000, 1, 0, 0, 0, 0, 0, 0, 1, 500, NULL, 30, NULL, 1)" % (uid, uid, uid, kid, HAIKU))
     rows = ",".join('["rq-flush-%d-%d",%d,%d,"codex","codex","%s","openai",10,"settled","complete",%d,0,'
                     '3,4,0,0,0,1,0,0,200,5,6]' % (uid, i, uid, kid, GPT, 1000 * (i + 1)) for i in range(3))
     sql("CALL zg_flush('o-%d', '[%s]')" % (uid, rows))

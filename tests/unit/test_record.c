@@ -152,9 +152,11 @@ int main(void)
     zg_record j = sample();
     j.ups = 0;
     j.dur = 5000000000LL;
+    zg_record_field(j.channel, sizeof j.channel, "anthropic-b");
+    j.attempts = 2;
     is_int(zg_record_json(&b, &j), ZG_OK, "row written");
     json_object *o = json_tokener_parse(b.data);
-    ok(o && json_object_is_type(o, json_type_array) && json_object_array_length(o) == 23, "an array of 23");
+    ok(o && json_object_is_type(o, json_type_array) && json_object_array_length(o) == 25, "an array of 25");
     if (o) {
         is_str(json_object_get_string(json_object_array_get_idx(o, 0)), "req_0123456789abcdef", "[0] request id");
         is_int(json_object_get_int64(json_object_array_get_idx(o, 1)), 7, "[1] user");
@@ -165,7 +167,26 @@ int main(void)
         ok(json_object_array_get_idx(o, 20) == NULL, "[20] no upstream status: null");
         is_int(json_object_get_int64(json_object_array_get_idx(o, 21)), 140, "[21] ttfb");
         is_int(json_object_get_int64(json_object_array_get_idx(o, 22)), 2000000000, "[22] duration capped");
+        is_str(json_object_get_string(json_object_array_get_idx(o, 23)), "anthropic-b", "[23] channel");
+        is_int(json_object_get_int64(json_object_array_get_idx(o, 24)), 2, "[24] attempts");
         json_object_put(o);
+    }
+    {
+        /* a settlement line carries the channel and the attempts; one written before channels parses
+         * with none and 1 */
+        char line[ZG_REC_LINE_MAX];
+        size_t n = zg_record_line('S', &j, line, sizeof line);
+        ok(n > 0, "settlement line with a channel written");
+        zg_record back2;
+        is_int(zg_record_parse(line, &back2), 'S', "and read back");
+        ok(strcmp(back2.channel, "anthropic-b") == 0 && back2.attempts == 2, "with its channel and attempts");
+        zg_record none = sample();
+        n = zg_record_line('X', &none, line, sizeof line);
+        is_int(zg_record_parse(line, &back2), 'X', "a line without a channel reads back");
+        ok(back2.channel[0] == '\0' && back2.attempts == 1, "as none, one attempt");
+        char old[] = "X req-9 settled complete 5 0 1 2 0 0 0 0 0 0 200 10 20\n";
+        is_int(zg_record_parse(old, &back2), 'X', "a line written before channels");
+        ok(back2.channel[0] == '\0' && back2.attempts == 1 && back2.dur == 20, "reads with none, one attempt");
     }
     zg_buf tiny;
     zg_buf_init(&tiny, 16);

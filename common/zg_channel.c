@@ -1,0 +1,440 @@
+/* zg_channel: the channel table in memory, picking a channel, circuits (see zg_channel.h). The
+ * database side (loading, sharing circuits, disabling) is zg_channel_db.c. */
+#include "zg_channel.h"
+#include "zg_catalog.h"
+#include "zg_clock.h"
+#include "zg_log.h"
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct zg_chan_row *rows; /* the stored channels (mu) */
+static int nrows;
+
+/* Requests in flight per channel id in this process (mu); kept across reloads. */
+#define LIVE_MAX 1024
+static struct {
+    int id, inflight;
+} live[LIVE_MAX];
+static int nlive;
+
+/* Circuits per (channel, model) (mu). Times are wall-clock ms, as shared through the database. */
+#define HEALTH_MAX 2048
+struct health {
+    int id;
+    char name[65], model[65];
+    int fails;
+    int64_t window_ms;  /* when the current failure window started */
+    int64_t open_until; /* 0: closed; past: half-open */
+    bool probing;       /* a request is probing the half-open circuit */
+};
+static struct health health[HEALTH_MAX];
+static int nhealth;
+
+/* The channel that last served a key and model (mu). */
+#define STICKY_SLOTS 4096
+static struct {
+    uint64_t h;
+    int id;
+    int64_t at;
+} sticky[STICKY_SLOTS];
+
+/* Writes waiting for the main thread (mu). */
+#define WRITES_MAX 256
+static struct zg_chan_write writes[WRITES_MAX];
+static int nwrites;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t fnv(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = a; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *p = b; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+int zg_channel_serves(const char *models, const char *model)
+{
+    if (!models || !*models)
+        return 1;
+    size_t ml = strlen(model);
+    for (const char *p = models; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == ml && memcmp(p, model, n) == 0)
+            return 1;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+int zg_channel_plans(const char *plans)
+{
+    int mask = 0;
+    if (!plans || !*plans)
+        return 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", plans);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int r = zg_plan_parse(t);
+        if (r < 0)
+            return -1;
+        mask |= 1 << r;
+    }
+    return mask;
+}
+
+/* ---- state helpers (callers hold mu) ---------------------------------------------------------------- */
+
+static int *inflight_of(int id, bool add)
+{
+    for (int i = 0; i < nlive; i++)
+        if (live[i].id == id)
+            return &live[i].inflight;
+    if (!add || nlive == LIVE_MAX)
+        return NULL;
+    live[nlive].id = id;
+    live[nlive].inflight = 0;
+    return &live[nlive++].inflight;
+}
+
+static struct health *health_of(int id, const char *model, bool add)
+{
+    for (int i = 0; i < nhealth; i++)
+        if (health[i].id == id && strcmp(health[i].model, model) == 0)
+            return &health[i];
+    if (!add)
+        return NULL;
+    int slot = nhealth < HEALTH_MAX ? nhealth++ : -1;
+    if (slot < 0) /* full: reuse a closed circuit */
+        for (int i = 0; i < nhealth && slot < 0; i++)
+            if (!health[i].open_until && !health[i].probing)
+                slot = i;
+    if (slot < 0)
+        return NULL;
+    memset(&health[slot], 0, sizeof health[slot]);
+    health[slot].id = id;
+    snprintf(health[slot].model, sizeof health[slot].model, "%s", model);
+    return &health[slot];
+}
+
+static void queue_write(int kind, int id, const char *name, const char *model, int64_t until, const char *reason)
+{
+    if (nwrites == WRITES_MAX)
+        return; /* the local state still holds; other processes learn of it later or not at all */
+    struct zg_chan_write *w = &writes[nwrites++];
+    memset(w, 0, sizeof *w);
+    w->kind = kind;
+    w->id = id;
+    snprintf(w->name, sizeof w->name, "%s", name);
+    snprintf(w->model, sizeof w->model, "%s", model ? model : "");
+    w->until_ms = until;
+    snprintf(w->reason, sizeof w->reason, "%s", reason ? reason : "");
+}
+
+void zg_channel_install(struct zg_chan_row *r, int n)
+{
+    pthread_mutex_lock(&mu);
+    struct zg_chan_row *old = rows;
+    rows = r;
+    nrows = n;
+    pthread_mutex_unlock(&mu);
+    free(old);
+}
+
+void zg_channel_note_open(const char *name, const char *model, int64_t until)
+{
+    pthread_mutex_lock(&mu);
+    int id = 0;
+    for (int i = 0; i < nrows && !id; i++)
+        if (strcmp(rows[i].ch.name, name) == 0)
+            id = rows[i].ch.id;
+    for (int p = 0; p < ZG_PROV_COUNT && !id; p++)
+        if (strcmp(zg_provider_name((zg_provider)p), name) == 0)
+            id = -(p + 1);
+    struct health *h = id ? health_of(id, model, true) : NULL;
+    if (h && until > h->open_until && !h->probing) {
+        h->open_until = until;
+        snprintf(h->name, sizeof h->name, "%s", name);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+int zg_channel_take_writes(struct zg_chan_write *w, int cap)
+{
+    pthread_mutex_lock(&mu);
+    int n = nwrites < cap ? nwrites : cap;
+    memcpy(w, writes, (size_t)n * sizeof *w);
+    memmove(writes, writes + n, (size_t)(nwrites - n) * sizeof *writes);
+    nwrites -= n;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+/* ---- routing ------------------------------------------------------------------------------------------ */
+
+void zg_channel_begin(zg_channel_try *rt, int provider, const char *model, int plan, const char *key_hash)
+{
+    memset(rt, 0, sizeof *rt);
+    rt->provider = provider;
+    snprintf(rt->model, sizeof rt->model, "%s", model);
+    rt->plan = plan;
+    snprintf(rt->key_hash, sizeof rt->key_hash, "%s", key_hash ? key_hash : "");
+}
+
+struct cand {
+    const zg_channel *ch;
+    bool probe;
+};
+
+static bool tried(const zg_channel_try *rt, int id)
+{
+    for (int i = 0; i < rt->ntried; i++)
+        if (rt->tried[i] == id)
+            return true;
+    return false;
+}
+
+/* Whether ch can take rt's request now (callers hold mu); *probe: as the half-open probe. */
+static bool usable(const zg_channel_try *rt, const zg_channel *ch, int64_t now, bool *probe)
+{
+    *probe = false;
+    if (tried(rt, ch->id))
+        return false;
+    struct health *h = health_of(ch->id, rt->model, false);
+    if (h && h->open_until) {
+        if (now < h->open_until || h->probing)
+            return false;
+        *probe = true;
+    }
+    int *inf = inflight_of(ch->id, false);
+    return !ch->max_conc || !inf || *inf < ch->max_conc;
+}
+
+static uint64_t next_random(void)
+{
+    static _Thread_local uint64_t s;
+    if (!s)
+        s = (uint64_t)zg_clock_ms() * 6364136223846793005ULL ^ (uint64_t)(uintptr_t)&s;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+/* The provider's default channel from zenn.conf into *def (id 0 when it has no key). */
+static void default_channel(const zg_channel_try *rt, const zg_settings *cfg, zg_channel *def)
+{
+    memset(def, 0, sizeof *def);
+    int p = rt->provider;
+    if (p >= 0 && p < ZG_PROV_COUNT && cfg->prov[p].api_key[0]) {
+        def->id = -(p + 1);
+        snprintf(def->name, sizeof def->name, "%s", zg_provider_name((zg_provider)p));
+        def->provider = p;
+        def->conf = cfg->prov[p];
+        def->weight = 1;
+    }
+}
+
+/* The channels rt may try now, into c[0..64) (callers hold mu; def outlives c). */
+static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t now, struct cand *c)
+{
+    int n = 0;
+    bool probe;
+    if (def->id && usable(rt, def, now, &probe))
+        c[n++] = (struct cand){def, probe};
+    for (int i = 0; i < nrows && n < 64; i++) {
+        const struct zg_chan_row *r = &rows[i];
+        if (r->ch.provider != rt->provider || !r->enabled || !zg_channel_serves(r->models, rt->model) ||
+            (r->plans && !(r->plans & (1 << rt->plan))))
+            continue;
+        if (usable(rt, &r->ch, now, &probe))
+            c[n++] = (struct cand){&r->ch, probe};
+    }
+    return n;
+}
+
+int zg_channel_remaining(const zg_channel_try *rt, const zg_settings *cfg)
+{
+    if (rt->ntried == ZG_CHANNEL_MAX_TRIED)
+        return 0;
+    zg_channel def;
+    default_channel(rt, cfg, &def);
+    struct cand c[64];
+    pthread_mutex_lock(&mu);
+    int n = candidates(rt, &def, wall_ms(), c);
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+int zg_channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out)
+{
+    if (rt->holding)
+        zg_channel_end(rt);
+    if (rt->ntried == ZG_CHANNEL_MAX_TRIED)
+        return -1;
+    zg_channel def;
+    default_channel(rt, cfg, &def);
+    int64_t now = wall_ms();
+    pthread_mutex_lock(&mu);
+    struct cand c[64];
+    int n = candidates(rt, &def, now, c);
+    if (!n) {
+        pthread_mutex_unlock(&mu);
+        return -1;
+    }
+    /* the highest tier; in it the sticky channel, else a weighted random one */
+    int top = c[0].ch->priority;
+    for (int i = 1; i < n; i++)
+        top = c[i].ch->priority > top ? c[i].ch->priority : top;
+    uint64_t hk = fnv(rt->key_hash, rt->model);
+    int sslot = (int)(hk % STICKY_SLOTS);
+    int pick = -1;
+    if (cfg->sticky_s > 0 && sticky[sslot].h == hk && now - sticky[sslot].at < (int64_t)cfg->sticky_s * 1000)
+        for (int i = 0; i < n && pick < 0; i++)
+            if (c[i].ch->priority == top && c[i].ch->id == sticky[sslot].id && !c[i].probe)
+                pick = i;
+    if (pick < 0) {
+        /* a half-open circuit is probed first: one request decides whether it is back */
+        for (int i = 0; i < n && pick < 0; i++)
+            if (c[i].ch->priority == top && c[i].probe)
+                pick = i;
+    }
+    if (pick < 0) {
+        int64_t total = 0;
+        for (int i = 0; i < n; i++)
+            if (c[i].ch->priority == top)
+                total += c[i].ch->weight > 0 ? c[i].ch->weight : 1;
+        int64_t r = (int64_t)(next_random() % (uint64_t)total);
+        for (int i = 0; i < n && pick < 0; i++) {
+            if (c[i].ch->priority != top)
+                continue;
+            r -= c[i].ch->weight > 0 ? c[i].ch->weight : 1;
+            if (r < 0)
+                pick = i;
+        }
+    }
+    *out = *c[pick].ch;
+    int *inf = inflight_of(out->id, true);
+    if (inf)
+        (*inf)++;
+    if (c[pick].probe) {
+        struct health *h = health_of(out->id, rt->model, false);
+        if (h)
+            h->probing = true;
+    }
+    pthread_mutex_unlock(&mu);
+    rt->tried[rt->ntried++] = out->id;
+    rt->holding = out->id;
+    rt->probing = c[pick].probe;
+    return 0;
+}
+
+/* Give back the in-flight count (and the probe) that rt holds (callers hold mu). */
+static void release(zg_channel_try *rt)
+{
+    if (!rt->holding)
+        return;
+    int *inf = inflight_of(rt->holding, false);
+    if (inf && *inf > 0)
+        (*inf)--;
+    if (rt->probing) {
+        struct health *h = health_of(rt->holding, rt->model, false);
+        if (h)
+            h->probing = false;
+    }
+    rt->holding = 0;
+    rt->probing = false;
+}
+
+void zg_channel_end(zg_channel_try *rt)
+{
+    if (!rt->holding)
+        return;
+    pthread_mutex_lock(&mu);
+    release(rt);
+    pthread_mutex_unlock(&mu);
+}
+
+void zg_channel_result(zg_channel_try *rt, const zg_settings *cfg, const zg_channel *ch, int outcome, int retry_after_s,
+                     const char *reason)
+{
+    int64_t now = wall_ms();
+    pthread_mutex_lock(&mu);
+    if (rt->holding == ch->id)
+        release(rt);
+    if (outcome == ZG_CH_OK) {
+        struct health *h = health_of(ch->id, rt->model, false);
+        if (h) {
+            if (h->open_until) {
+                queue_write(2, ch->id, ch->name, rt->model, 0, NULL);
+                zg_info("channel %s: %s answers again; circuit closed", ch->name, rt->model);
+            }
+            h->fails = 0;
+            h->open_until = 0;
+            h->probing = false;
+        }
+        uint64_t hk = fnv(rt->key_hash, rt->model);
+        int s = (int)(hk % STICKY_SLOTS);
+        sticky[s].h = hk;
+        sticky[s].id = ch->id;
+        sticky[s].at = now;
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    if (outcome == ZG_CH_AUTH && ch->id > 0) {
+        /* the provider refuses this account: nobody should use it until an operator looks */
+        for (int i = 0; i < nrows; i++)
+            if (rows[i].ch.id == ch->id)
+                rows[i].enabled = 0;
+        queue_write(3, ch->id, ch->name, NULL, 0, reason);
+        pthread_mutex_unlock(&mu);
+        zg_error("channel %s disabled: %s", ch->name, reason ? reason : "refused by the upstream");
+        return;
+    }
+    struct health *h = health_of(ch->id, rt->model, true);
+    if (!h) {
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    snprintf(h->name, sizeof h->name, "%s", ch->name);
+    if (now - h->window_ms > (int64_t)cfg->breaker_window_s * 1000) {
+        h->window_ms = now;
+        h->fails = 0;
+    }
+    h->fails++;
+    bool was_probe = h->open_until != 0;
+    int wait_s = 0;
+    if (outcome == ZG_CH_AUTH)
+        wait_s = 3600; /* the default channel's key is refused: fix zenn.conf */
+    else if (retry_after_s > 0)
+        wait_s = retry_after_s < 3600 ? retry_after_s : 3600;
+    else if (was_probe || h->fails >= cfg->breaker_failures)
+        wait_s = cfg->cooldown_s;
+    if (wait_s) {
+        h->open_until = now + (int64_t)wait_s * 1000;
+        h->probing = false;
+        queue_write(1, ch->id, ch->name, rt->model, h->open_until, reason);
+        pthread_mutex_unlock(&mu);
+        zg_warn("channel %s: circuit for %s open for %d s (%s)", ch->name, rt->model, wait_s,
+                reason ? reason : "failures");
+        return;
+    }
+    pthread_mutex_unlock(&mu);
+}

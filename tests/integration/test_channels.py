@@ -1,0 +1,315 @@
+"""Channels: several upstream accounts per provider. Each test adds channels that point at fake
+upstream instances of its own, each told to fail in one way, and checks that the client gets its
+answer from a healthy channel, that exactly one usage row records the channel that answered and
+the attempts, that the broken channel is cooled down (or disabled, for 401/403) and later restored,
+and that nothing reaches the client twice. Routing does not depend on the web server: run behind
+lighttpd only."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from zgtest import (Skip, admin, admin_fail, admin_json, assert_error_shape, auth, eq, new_user, ok, request,
+                    sql, sql_int, sql_rows, stream, user_id, wait_until)
+
+HAIKU = "claude-haiku-4-5"
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE_PY = os.path.join(HERE, "..", "fake_upstream.py")
+RELOAD_S = 2.3  # a channel change reaches every process within 2 s
+
+_fakes = []
+
+
+class Fake:
+    """One more fake upstream: its own port, config and records."""
+
+    def __init__(self):
+        d = tempfile.mkdtemp(prefix="zg-chan-")
+        pf = os.path.join(d, "port")
+        self.proc = subprocess.Popen([sys.executable, FAKE_PY, "--port", "0", "--port-file", pf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: os.path.exists(pf), 10, msg="fake upstream port file")
+        self.url = "http://127.0.0.1:%s" % open(pf).read().strip()
+        _fakes.append(self)
+
+    def config(self, **kw):
+        r = request("DELETE", self.url + "/_fake/config")
+        eq(r.status, 200, "reset fake config")
+        if kw:
+            eq(request("POST", self.url + "/_fake/config", body=kw).status, 200, "set fake config")
+
+    def count(self):
+        r = request("GET", self.url + "/_fake/requests")
+        return len([x for x in r.json() if x.get("route")])
+
+    def clear(self):
+        request("DELETE", self.url + "/_fake/requests")
+
+
+def setup_module():
+    if os.environ.get("ZG_SERVER", "lighttpd") != "lighttpd":
+        raise Skip("routing does not depend on the web server: tested behind lighttpd")
+
+
+def teardown_module():
+    for f in _fakes:
+        f.proc.terminate()
+    for name in sql("SELECT name FROM channels").split():
+        admin("channel", "remove", name)
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def add(name, url, *extra):
+    admin("channel", "add", name, "--provider", "anthropic", "--base-url", url + "/anthropic",
+          "--key", "sk-test-" + name, *extra)
+
+
+def remove(*names):
+    for n in names:
+        admin("channel", "remove", n)
+
+
+def ask(key, body_extra=None, stream_=False, model=HAIKU):
+    body = {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "channels"}]}
+    if stream_:
+        body["stream"] = True
+    if body_extra:
+        body.update(body_extra)
+    if stream_:
+        s = stream("POST", "/api/v1/messages", auth(key), body, timeout=60)
+        return s.status, list(s) if s.status == 200 else s.body()
+    r = request("POST", "/api/v1/messages", auth(key), body, timeout=60)
+    return r.status, r
+
+
+def usage_of(email):
+    """(channel, attempts, end_reason, credits) of the user's usage rows, oldest first."""
+    uid = user_id(email)
+    wait_until(lambda: sql_int("SELECT COUNT(*) FROM usage_log WHERE user_id = %d AND status <> 'pending'" % uid)
+               >= 1, 10, msg="usage row")
+    return [tuple(r) for r in sql_rows("SELECT COALESCE(channel, ''), attempts, end_reason, COALESCE(credits, 0)"
+                                       " FROM usage_log WHERE user_id = %d ORDER BY id" % uid)]
+
+
+def balance_exact(email, start_credits):
+    uid = user_id(email)
+    spent = sql_int("SELECT COALESCE(SUM(credits), 0) FROM usage_log WHERE user_id = %d" % uid)
+    bal = sql_int("SELECT balance FROM users WHERE id = %d" % uid)
+    eq(bal, start_credits - spent, "balance = top-up - sum of usage")
+
+
+def names_json():
+    return {c["name"]: c for c in admin_json("channel", "list", "--json")}
+
+
+# --------------------------------------------------------------------------- failover
+
+
+def test_429_with_retry_after_fails_over_and_cools_down():
+    a, b = Fake(), Fake()
+    a.config(status=429, retry_after=30)
+    add("t429-a", a.url, "--priority", "20")
+    add("t429-b", b.url, "--priority", "10")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        st, r = ask(key)
+        eq(st, 200, "answered by the healthy channel")
+        eq(r.json()["content"][0]["type"], "text")
+        eq(a.count(), 1, "the rate-limited channel was asked once")
+        eq(b.count(), 1, "the healthy one answered")
+        rows = usage_of(email)
+        eq(len(rows), 1, "one usage row")
+        eq(rows[0][:3], ("t429-b", "2", "complete"), "channel and attempts recorded")
+        # the provider asked for 30 s: the channel's circuit for the model is open, shared through
+        # the database, and the next request goes straight to the other channel
+        wait_until(lambda: sql_int("SELECT COUNT(*) FROM channel_health WHERE channel = 't429-a' AND model = '%s'"
+                                   " AND open_until > NOW(3) + INTERVAL 20 SECOND" % HAIKU), 3,
+                   msg="open circuit recorded")
+        st, _ = ask(key)
+        eq(st, 200)
+        eq(a.count(), 1, "no second request to the cooling channel")
+        ok(HAIKU in (names_json()["t429-a"]["open_circuits"] or ""), "channel list shows the open circuit")
+        balance_exact(email, 20000000)
+    finally:
+        remove("t429-a", "t429-b")
+
+
+def test_refused_connection_and_500_fail_over_in_priority_order():
+    a, b = Fake(), Fake()
+    b.config(status=500)
+    add("tref-a", "http://127.0.0.1:%d" % closed_port(), "--priority", "30")
+    add("tref-b", b.url, "--priority", "20")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        st, r = ask(key)
+        eq(st, 200, "the zenn.conf channel (priority 0) answered after two failures")
+        eq(b.count(), 1, "the 500 channel was tried once")
+        rows = usage_of(email)
+        eq(rows[0][:3], ("anthropic", "3", "complete"), "third attempt, default channel")
+        balance_exact(email, 20000000)
+    finally:
+        remove("tref-a", "tref-b")
+
+
+def test_every_channel_failing_is_answered_once_unbilled():
+    a = Fake()
+    a.config(status=529)
+    add("tall-a", a.url, "--priority", "10", "--models", "claude-sonnet-4-6")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        # the default channel fails too (a directive reaches every fake): nothing answers
+        st, r = ask(key, {"messages": [{"role": "user", "content": "x [[fake:status=529]]"}]},
+                    model="claude-sonnet-4-6")
+        eq(st, 529, "the last channel's answer, as the provider gave it")
+        assert_error_shape(r, "anthropic")
+        eq(a.count(), 1, "each channel asked once")
+        rows = usage_of(email)
+        eq(len(rows), 1, "one usage row")
+        eq(rows[0][1], "2", "two attempts")
+        eq(rows[0][3], "0", "nothing billed")
+        balance_exact(email, 20000000)
+    finally:
+        remove("tall-a")
+
+
+def test_401_disables_the_channel_with_its_reason():
+    a, b = Fake(), Fake()
+    a.config(status=401)
+    add("tauth-a", a.url, "--priority", "20")
+    add("tauth-b", b.url, "--priority", "10")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        st, _ = ask(key)
+        eq(st, 200)
+        ch = wait_until(lambda: (lambda c: c if not c["enabled"] else None)(names_json()["tauth-a"]), 3,
+                        msg="channel disabled")
+        ok("401" in (ch["disabled_reason"] or ""), "reason names the upstream's answer: %r" % ch["disabled_reason"])
+        time.sleep(RELOAD_S)
+        for _ in range(3):
+            eq(ask(key)[0], 200)
+        eq(a.count(), 1, "a disabled channel gets no more requests")
+        a.config()
+        admin("channel", "enable", "tauth-a")
+        ok(names_json()["tauth-a"]["enabled"], "enabled again")
+    finally:
+        remove("tauth-a", "tauth-b")
+
+
+def test_stall_before_the_first_byte_fails_over_for_streams():
+    a, b = Fake(), Fake()
+    a.config(delay=8000)
+    add("tstall-a", a.url, "--priority", "20")
+    add("tstall-b", b.url, "--priority", "10")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        t0 = time.monotonic()
+        st, events = ask(key, stream_=True)
+        took = time.monotonic() - t0
+        eq(st, 200)
+        ok(any(e.event == "message_stop" for e in events), "a complete stream")
+        ok(took < 6, "moved on after [routing] head_timeout_ms (2 s), took %.1f s" % took)
+        rows = usage_of(email)
+        eq(rows[0][:3], ("tstall-b", "2", "complete"))
+    finally:
+        remove("tstall-a", "tstall-b")
+
+
+def test_mid_stream_drop_is_not_retried():
+    a, b = Fake(), Fake()
+    a.config(drop_after=2)
+    add("tdrop-a", a.url, "--priority", "20")
+    add("tdrop-b", b.url, "--priority", "10")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        st, events = ask(key, stream_=True)
+        eq(st, 200, "the stream had started")
+        ok(any(e.event == "error" for e in events), "ends with the protocol's error event")
+        eq(b.count(), 0, "never retried after the first byte")
+        rows = usage_of(email)
+        eq(len(rows), 1)
+        eq(rows[0][:3], ("tdrop-a", "1", "upstream_dropped"), "billed once, from the attempt that answered")
+        balance_exact(email, 20000000)
+    finally:
+        remove("tdrop-a", "tdrop-b")
+
+
+def test_half_open_probe_restores_a_channel():
+    a, b = Fake(), Fake()
+    a.config(status=429, retry_after=2)
+    add("thalf-a", a.url, "--priority", "20")
+    add("thalf-b", b.url, "--priority", "10")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        eq(ask(key)[0], 200)
+        eq(a.count(), 1)
+        a.config()  # the account recovers
+        time.sleep(2.5)
+        eq(ask(key)[0], 200)
+        eq(a.count(), 2, "after the cooldown one request probes the channel")
+        rows = usage_of(email)
+        eq(rows[-1][:2], ("thalf-a", "1"), "and it answered")
+        wait_until(lambda: sql_int("SELECT COUNT(*) FROM channel_health WHERE channel = 'thalf-a'") == 0, 3,
+                   msg="circuit closed in the database")
+    finally:
+        remove("thalf-a", "thalf-b")
+
+
+def test_plan_channel_serves_only_its_plan_first():
+    a = Fake()
+    add("tent-a", a.url, "--priority", "50", "--plans", "enterprise")
+    try:
+        time.sleep(RELOAD_S)
+        e_email, e_key = new_user(plan="enterprise", usd=1000)
+        p_email, p_key = new_user()
+        eq(ask(e_key)[0], 200)
+        eq(ask(p_key)[0], 200)
+        eq(usage_of(e_email)[0][0], "tent-a", "Enterprise goes to its priority channel")
+        eq(usage_of(p_email)[0][0], "anthropic", "Pro never does")
+        eq(a.count(), 1)
+    finally:
+        remove("tent-a")
+
+
+def test_admin_channel_commands():
+    a = Fake()
+    out = admin("channel", "add", "tadm-a", "--provider", "anthropic", "--base-url", a.url + "/anthropic",
+                "--key", "sk-ant-secret-0123456789", "--weight", "3", "--models", HAIKU)
+    ok("added" in out)
+    try:
+        c = names_json()["tadm-a"]
+        eq((c["weight"], c["models"], c["enabled"]), (3, HAIKU, True))
+        ok("secret" not in c["key"] and c["key"].endswith("6789"), "key masked: %r" % c["key"])
+        admin_fail("channel", "add", "tadm-a", "--provider", "anthropic", "--base-url", a.url, "--key", "k")
+        admin_fail("channel", "add", "anthropic", "--provider", "anthropic", "--base-url", a.url, "--key", "k")
+        admin_fail("channel", "add", "tadm-x", "--provider", "nope", "--base-url", a.url, "--key", "k")
+        admin_fail("channel", "add", "tadm-x", "--provider", "anthropic", "--base-url", "ftp://x", "--key", "k")
+        admin_fail("channel", "set", "tadm-a", "--plans", "gold")
+        admin("channel", "set", "tadm-a", "--priority", "7", "--plans", "max,enterprise")
+        c = names_json()["tadm-a"]
+        eq((c["priority"], c["plans"]), (7, "max,enterprise"))
+        admin("channel", "disable", "tadm-a", "--reason", "maintenance")
+        c = names_json()["tadm-a"]
+        eq((c["enabled"], c["disabled_reason"]), (False, "maintenance"))
+        out = admin("channel", "test", "tadm-a")
+        ok("HTTP 200" in out, out)
+        admin_fail("channel", "remove", "tadm-nope")
+    finally:
+        remove("tadm-a")
+    ok("tadm-a" not in names_json())
