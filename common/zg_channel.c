@@ -211,20 +211,25 @@ static bool tried(const zg_channel_try *rt, int id)
     return false;
 }
 
-/* Whether ch can take rt's request now (callers hold mu); *probe: as the half-open probe. */
-static bool usable(const zg_channel_try *rt, const zg_channel *ch, int64_t now, bool *probe)
+/* Whether ch can take rt's request now (callers hold mu): 1 yes (*probe: as the half-open probe),
+ * 2 only as a last resort (its circuit is open), 0 no. */
+static int usable(const zg_channel_try *rt, const zg_channel *ch, int64_t now, bool *probe, int64_t *until)
 {
     *probe = false;
+    *until = 0;
     if (tried(rt, ch->id))
-        return false;
+        return 0;
+    int *inf = inflight_of(ch->id, false);
+    if (ch->max_conc && inf && *inf >= ch->max_conc)
+        return 0;
     struct health *h = health_of(ch->id, rt->model, false);
     if (h && h->open_until) {
+        *until = h->open_until;
         if (now < h->open_until || h->probing)
-            return false;
+            return 2;
         *probe = true;
     }
-    int *inf = inflight_of(ch->id, false);
-    return !ch->max_conc || !inf || *inf < ch->max_conc;
+    return 1;
 }
 
 static uint64_t next_random(void)
@@ -252,21 +257,36 @@ static void default_channel(const zg_channel_try *rt, const zg_settings *cfg, zg
     }
 }
 
-/* The channels rt may try now, into c[0..64) (callers hold mu; def outlives c). */
+/* The channels rt may try now, into c[0..64) (callers hold mu; def outlives c). An open circuit
+ * sheds load to the other channels but never refuses a request on its own: when every channel's
+ * circuit is open, the one that reopens first is tried. */
 static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t now, struct cand *c)
 {
     int n = 0;
     bool probe;
-    if (def->id && usable(rt, def, now, &probe))
-        c[n++] = (struct cand){def, probe};
-    for (int i = 0; i < nrows && n < 64; i++) {
+    int64_t until, best_until = 0;
+    const zg_channel *fallback = NULL;
+    const zg_channel *all[65];
+    int na = 0;
+    if (def->id)
+        all[na++] = def;
+    for (int i = 0; i < nrows && na < 65; i++) {
         const struct zg_chan_row *r = &rows[i];
-        if (r->ch.provider != rt->provider || !r->enabled || !zg_channel_serves(r->models, rt->model) ||
-            (r->plans && !(r->plans & (1 << rt->plan))))
-            continue;
-        if (usable(rt, &r->ch, now, &probe))
-            c[n++] = (struct cand){&r->ch, probe};
+        if (r->ch.provider == rt->provider && r->enabled && zg_channel_serves(r->models, rt->model) &&
+            (!r->plans || (r->plans & (1 << rt->plan))))
+            all[na++] = &r->ch;
     }
+    for (int i = 0; i < na && n < 64; i++) {
+        int u = usable(rt, all[i], now, &probe, &until);
+        if (u == 1)
+            c[n++] = (struct cand){all[i], probe};
+        else if (u == 2 && (!fallback || until < best_until)) {
+            fallback = all[i];
+            best_until = until;
+        }
+    }
+    if (!n && fallback)
+        c[n++] = (struct cand){fallback, false};
     return n;
 }
 
