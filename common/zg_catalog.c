@@ -58,22 +58,6 @@ struct load {
     int oom;
 };
 
-static void copy(char *dst, size_t cap, const char *v, size_t n)
-{
-    if (!v)
-        v = "", n = 0;
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static int64_t num_or(const char *v, size_t n, int64_t def)
-{
-    int64_t x;
-    return v && zg_parse_i64(v, n, INT64_MIN, INT64_MAX, &x) == 0 ? x : def;
-}
-
 static int model_row(void *ctx, int nc, char **v, const size_t *l)
 {
     struct load *ld = ctx;
@@ -91,27 +75,27 @@ static int model_row(void *ctx, int nc, char **v, const size_t *l)
     }
     zg_model *m = &ld->m[ld->n++];
     memset(m, 0, sizeof *m);
-    copy(m->id, sizeof m->id, v[0], l[0]);
-    copy(m->display_name, sizeof m->display_name, v[1], l[1]);
-    copy(m->provider, sizeof m->provider, v[2], l[2]);
-    copy(m->kind, sizeof m->kind, v[3], l[3]);
+    zg_db_cell_str(m->id, sizeof m->id, v[0], l[0]);
+    zg_db_cell_str(m->display_name, sizeof m->display_name, v[1], l[1]);
+    zg_db_cell_str(m->provider, sizeof m->provider, v[2], l[2]);
+    zg_db_cell_str(m->kind, sizeof m->kind, v[3], l[3]);
     m->status = v[4] && strcmp(v[4], "live") == 0 ? ZG_MODEL_LIVE : ZG_MODEL_COMING_SOON;
     m->min_plan = v[5] ? zg_plan_parse(v[5]) : ZG_PLAN_PRO;
     if (m->min_plan < 0)
         m->min_plan = ZG_PLAN_PRO;
-    m->price_input = num_or(v[6], l[6], -1);
-    m->price_output = num_or(v[7], l[7], -1);
-    m->price_cache_read = num_or(v[8], l[8], -1);
-    m->price_cache_write_5m = num_or(v[9], l[9], -1);
-    m->price_cache_write_1h = num_or(v[10], l[10], -1);
-    m->price_unit = num_or(v[11], l[11], -1);
-    m->created = num_or(v[12], l[12], 0);
-    m->context_window = num_or(v[13], l[13], 0);
-    m->expand_input = num_or(v[14], l[14], 0);
-    m->long_threshold = num_or(v[15], l[15], 0);
-    m->long_input = num_or(v[16], l[16], -1);
-    m->long_output = num_or(v[17], l[17], -1);
-    m->long_cache_read = num_or(v[18], l[18], -1);
+    m->price_input = zg_db_cell_int(v[6], l[6], -1);
+    m->price_output = zg_db_cell_int(v[7], l[7], -1);
+    m->price_cache_read = zg_db_cell_int(v[8], l[8], -1);
+    m->price_cache_write_5m = zg_db_cell_int(v[9], l[9], -1);
+    m->price_cache_write_1h = zg_db_cell_int(v[10], l[10], -1);
+    m->price_unit = zg_db_cell_int(v[11], l[11], -1);
+    m->created = zg_db_cell_int(v[12], l[12], 0);
+    m->context_window = zg_db_cell_int(v[13], l[13], 0);
+    m->expand_input = zg_db_cell_int(v[14], l[14], 0);
+    m->long_threshold = zg_db_cell_int(v[15], l[15], 0);
+    m->long_input = zg_db_cell_int(v[16], l[16], -1);
+    m->long_output = zg_db_cell_int(v[17], l[17], -1);
+    m->long_cache_read = zg_db_cell_int(v[18], l[18], -1);
     if (m->long_threshold < 0 || m->long_input < 0 || m->long_output < 0)
         m->long_threshold = 0; /* an incomplete tier is no tier */
     return 0;
@@ -137,7 +121,7 @@ static int alias_row(void *ctx, int nc, char **v, const size_t *l)
         ld->a = p;
         ld->acap = nc2;
     }
-    copy(ld->a[ld->na].name, sizeof ld->a[ld->na].name, v[0], l[0]);
+    zg_db_cell_str(ld->a[ld->na].name, sizeof ld->a[ld->na].name, v[0], l[0]);
     ld->a[ld->na].model = idx;
     ld->na++;
     return 0;

@@ -26,22 +26,6 @@ struct load {
     int oom;
 };
 
-static void copy(char *dst, size_t cap, const char *v, size_t n)
-{
-    if (!v)
-        v = "", n = 0;
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static int64_t num(const char *v, size_t n, int64_t def)
-{
-    int64_t x;
-    return v && zg_parse_i64(v, n, INT64_MIN, INT64_MAX, &x) == 0 ? x : def;
-}
-
 static int channel_row(void *ctx, int nc, char **v, const size_t *l)
 {
     struct load *ld = ctx;
@@ -62,25 +46,25 @@ static int channel_row(void *ctx, int nc, char **v, const size_t *l)
     }
     struct zg_chan_row *r = &ld->r[ld->n++];
     memset(r, 0, sizeof *r);
-    r->ch.id = (int)num(v[0], l[0], 0);
-    copy(r->ch.name, sizeof r->ch.name, v[1], l[1]);
+    r->ch.id = (int)zg_db_cell_int(v[0], l[0], 0);
+    zg_db_cell_str(r->ch.name, sizeof r->ch.name, v[1], l[1]);
     r->ch.provider = prov;
-    copy(r->ch.conf.base_url, sizeof r->ch.conf.base_url, v[3], l[3]);
-    copy(r->ch.conf.anthropic_base_url, sizeof r->ch.conf.anthropic_base_url, v[4], l[4]);
-    copy(r->ch.conf.openai_base_url, sizeof r->ch.conf.openai_base_url, v[5], l[5]);
-    copy(r->ch.conf.api_key, sizeof r->ch.conf.api_key, v[6], l[6]);
+    zg_db_cell_str(r->ch.conf.base_url, sizeof r->ch.conf.base_url, v[3], l[3]);
+    zg_db_cell_str(r->ch.conf.anthropic_base_url, sizeof r->ch.conf.anthropic_base_url, v[4], l[4]);
+    zg_db_cell_str(r->ch.conf.openai_base_url, sizeof r->ch.conf.openai_base_url, v[5], l[5]);
+    zg_db_cell_str(r->ch.conf.api_key, sizeof r->ch.conf.api_key, v[6], l[6]);
     zg_config_trim_slashes(r->ch.conf.base_url);
     zg_config_trim_slashes(r->ch.conf.anthropic_base_url);
     zg_config_trim_slashes(r->ch.conf.openai_base_url);
-    r->ch.priority = (int)num(v[7], l[7], 0);
-    r->ch.weight = (int)num(v[8], l[8], 1);
-    r->ch.max_conc = (int)num(v[9], l[9], 0);
-    copy(r->models, sizeof r->models, v[10], l[10]);
+    r->ch.priority = (int)zg_db_cell_int(v[7], l[7], 0);
+    r->ch.weight = (int)zg_db_cell_int(v[8], l[8], 1);
+    r->ch.max_conc = (int)zg_db_cell_int(v[9], l[9], 0);
+    zg_db_cell_str(r->models, sizeof r->models, v[10], l[10]);
     char plans[128];
-    copy(plans, sizeof plans, v[11], l[11]);
+    zg_db_cell_str(plans, sizeof plans, v[11], l[11]);
     int mask = zg_channel_plans(plans);
     r->plans = mask > 0 ? mask : 0;
-    r->enabled = num(v[12], l[12], 0) != 0 && mask >= 0;
+    r->enabled = zg_db_cell_int(v[12], l[12], 0) != 0 && mask >= 0;
     return 0;
 }
 
@@ -90,9 +74,9 @@ static int open_row(void *ctx, int nc, char **v, const size_t *l)
     if (nc < 3 || !v[0] || !v[1])
         return 0;
     char name[65], model[65];
-    copy(name, sizeof name, v[0], l[0]);
-    copy(model, sizeof model, v[1], l[1]);
-    zg_channel_note_open(name, model, num(v[2], l[2], 0));
+    zg_db_cell_str(name, sizeof name, v[0], l[0]);
+    zg_db_cell_str(model, sizeof model, v[1], l[1]);
+    zg_channel_note_open(name, model, zg_db_cell_int(v[2], l[2], 0));
     return 0;
 }
 

@@ -84,5 +84,9 @@ typedef struct zg_ints {
 /* Row callback helper: copies columns 0..min(ncols, n)-1 of the first row as int64 into the
  * zg_ints given as ctx; NULL or non-numeric becomes 0. For single-row numeric answers. */
 int zg_db_row_ints(void *ctx, int ncols, char **vals, const size_t *lens);
+/* For row callbacks: copy a cell (v, n; NULL is "") into dst[cap], cut to fit. */
+void zg_db_cell_str(char *dst, size_t cap, const char *v, size_t n);
+/* For row callbacks: a cell as an integer, def when NULL or not one. */
+int64_t zg_db_cell_int(const char *v, size_t n, int64_t def);
 
 #endif
