@@ -4,6 +4,7 @@
 #include "zg_catalog.h"
 #include "zg_clock.h"
 #include "zg_log.h"
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,6 +48,8 @@ static struct {
 #define WRITES_MAX 256
 static struct zg_chan_write writes[WRITES_MAX];
 static int nwrites;
+
+static void line_wake(int provider);
 
 static int64_t wall_ms(void)
 {
@@ -154,6 +157,7 @@ void zg_channel_install(struct zg_chan_row *r, int n)
     struct zg_chan_row *old = rows;
     rows = r;
     nrows = n;
+    line_wake(-1); /* caps or channels changed: the waiting requests look again */
     pthread_mutex_unlock(&mu);
     free(old);
 }
@@ -212,7 +216,8 @@ static bool tried(const zg_channel_try *rt, int id)
 }
 
 /* Whether ch can take rt's request now (callers hold mu): 1 yes (*probe: as the half-open probe),
- * 2 only as a last resort (its circuit is open), 0 no. */
+ * 2 only as a last resort (its circuit is open), 3 not until a request on it ends (at its cap),
+ * 0 no. */
 static int usable(const zg_channel_try *rt, const zg_channel *ch, int64_t now, bool *probe, int64_t *until)
 {
     *probe = false;
@@ -221,7 +226,7 @@ static int usable(const zg_channel_try *rt, const zg_channel *ch, int64_t now, b
         return 0;
     int *inf = inflight_of(ch->id, false);
     if (ch->max_conc && inf && *inf >= ch->max_conc)
-        return 0;
+        return 3;
     struct health *h = health_of(ch->id, rt->model, false);
     if (h && h->open_until) {
         *until = h->open_until;
@@ -260,9 +265,10 @@ static void default_channel(const zg_channel_try *rt, const zg_settings *cfg, zg
 /* The channels rt may try now, into c[0..64) (callers hold mu; def outlives c). An open circuit
  * sheds load to the other channels but never refuses a request on its own: when every channel's
  * circuit is open, the one that reopens first is tried. */
-static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t now, struct cand *c)
+static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t now, struct cand *c, int *capped)
 {
     int n = 0;
+    *capped = 0;
     bool probe;
     int64_t until, best_until = 0;
     const zg_channel *fallback = NULL;
@@ -280,6 +286,8 @@ static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t n
         int u = usable(rt, all[i], now, &probe, &until);
         if (u == 1)
             c[n++] = (struct cand){all[i], probe};
+        else if (u == 3)
+            (*capped)++;
         else if (u == 2 && (!fallback || until < best_until)) {
             fallback = all[i];
             best_until = until;
@@ -297,13 +305,86 @@ int zg_channel_remaining(const zg_channel_try *rt, const zg_settings *cfg)
     zg_channel def;
     default_channel(rt, cfg, &def);
     struct cand c[64];
+    int capped;
     pthread_mutex_lock(&mu);
-    int n = candidates(rt, &def, wall_ms(), c);
+    int n = candidates(rt, &def, wall_ms(), c, &capped);
     pthread_mutex_unlock(&mu);
     return n;
 }
 
+static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out, int wait_ms);
+
+/* Requests waiting for a channel at its cap, best plan first, then oldest (mu). */
+struct waiter {
+    pthread_cond_t cv;
+    int plan, provider;
+    bool woken;
+    struct waiter *next;
+};
+static struct waiter *line;
+
+/* Wake the first waiter of provider (-1: every waiter) not woken yet (callers hold mu). */
+static void line_wake(int provider)
+{
+    for (struct waiter *w = line; w; w = w->next)
+        if ((provider < 0 || w->provider == provider) && !w->woken) {
+            w->woken = true;
+            pthread_cond_signal(&w->cv);
+            if (provider >= 0)
+                return;
+        }
+}
+
+/* Wait (callers hold mu) until a request on one of rt's channels ends and one can take rt's, at
+ * most wait_ms: candidates into c (> 0), -2 when the wait ran out, 0 when no channel is left. */
+static int wait_in_line(const zg_channel_try *rt, const zg_channel *def, struct cand *c, int wait_ms)
+{
+    struct waiter w = {.plan = rt->plan, .provider = rt->provider};
+    pthread_cond_init(&w.cv, NULL);
+    struct waiter **pp = &line;
+    while (*pp && (*pp)->plan >= w.plan)
+        pp = &(*pp)->next;
+    w.next = *pp;
+    *pp = &w;
+    struct timespec until = zg_clock_deadline(wait_ms);
+    int n;
+    for (;;) {
+        int rc = pthread_cond_timedwait(&w.cv, &mu, &until);
+        w.woken = false;
+        int capped;
+        n = candidates(rt, def, wall_ms(), c, &capped);
+        if (n > 0 || !capped)
+            break;
+        if (rc == ETIMEDOUT) {
+            n = -2;
+            break;
+        }
+        /* what ended was not for us (another plan's channel): pass the wake-up down the line */
+        for (struct waiter *x = w.next; x; x = x->next)
+            if (x->provider == w.provider && !x->woken) {
+                x->woken = true;
+                pthread_cond_signal(&x->cv);
+                break;
+            }
+    }
+    for (pp = &line; *pp != &w; pp = &(*pp)->next)
+        ;
+    *pp = w.next;
+    pthread_cond_destroy(&w.cv);
+    return n;
+}
+
+int zg_channel_next_wait(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out)
+{
+    return channel_next(rt, cfg, out, cfg->queue_timeout_s * 1000);
+}
+
 int zg_channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out)
+{
+    return channel_next(rt, cfg, out, 0);
+}
+
+static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out, int wait_ms)
 {
     if (rt->holding)
         zg_channel_end(rt);
@@ -314,10 +395,13 @@ int zg_channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out)
     int64_t now = wall_ms();
     pthread_mutex_lock(&mu);
     struct cand c[64];
-    int n = candidates(rt, &def, now, c);
-    if (!n) {
+    int capped;
+    int n = candidates(rt, &def, now, c, &capped);
+    if (!n && capped && wait_ms > 0)
+        n = wait_in_line(rt, &def, c, wait_ms);
+    if (n <= 0) {
         pthread_mutex_unlock(&mu);
-        return -1;
+        return n == -2 ? -2 : capped && !wait_ms ? -3 : -1;
     }
     /* the highest tier; in it the sticky channel, else a weighted random one */
     int top = c[0].ch->priority;
@@ -374,6 +458,8 @@ static void release(zg_channel_try *rt)
     int *inf = inflight_of(rt->holding, false);
     if (inf && *inf > 0)
         (*inf)--;
+    if (line)
+        line_wake(rt->provider); /* the best-placed request waiting for one of these channels */
     if (rt->probing) {
         struct health *h = health_of(rt->holding, rt->model, false);
         if (h)

@@ -47,8 +47,12 @@ typedef struct zg_channel_try {
 /* Start routing a request for model (catalog id) of provider, for a user of plan rank `plan`. */
 void zg_channel_begin(zg_channel_try *rt, int provider, const char *model, int plan, const char *key_hash);
 /* The next channel to try, copied to *out, counted in flight until zg_channel_result or
- * zg_channel_end. 0, or -1 when no untried channel can take the request. */
+ * zg_channel_end. 0; -1 when no untried channel can take the request; -3 when the only ones left
+ * are at their cap (then zg_channel_next_wait). Never waits. */
 int zg_channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out);
+/* As zg_channel_next, but waits up to [routing] queue_timeout_s for a channel at its cap, in line
+ * with the other waiting requests: higher plans first, then the oldest. -2 when the wait ran out. */
+int zg_channel_next_wait(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out);
 /* How many untried channels could take the request now (another attempt is worth making). */
 int zg_channel_remaining(const zg_channel_try *rt, const zg_settings *cfg);
 /* Report how the attempt on ch ended (ZG_CH_*); retry_after_s > 0 is how long the upstream asked

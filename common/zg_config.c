@@ -374,6 +374,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->breaker_window_s = 30;
     s->cooldown_s = 30;
     s->sticky_s = 300;
+    s->queue_timeout_s = 30;
     for (int i = 0; i < ZG_PROV_COUNT; i++) {
         strcpy(s->prov[i].base_url, def_base[i]);
     }
@@ -434,6 +435,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("routing", "breaker_window_s", 1, 86400, s->breaker_window_s);
     GET_INT("routing", "cooldown_s", 1, 86400, s->cooldown_s);
     GET_INT("routing", "sticky_s", 0, 86400, s->sticky_s);
+    GET_INT("routing", "queue_timeout", 0, 3600, s->queue_timeout_s);
     const char *su = zg_config_get(c, "portal", "signup", "open");
     if (strcmp(su, "open") == 0) {
         s->signup = ZG_SIGNUP_OPEN;

@@ -68,6 +68,7 @@ typedef struct zg_settings {
     int breaker_window_s;
     int cooldown_s;               /* an open circuit's wait when the upstream named none */
     int sticky_s;                 /* a key and model stay on the channel that served them this long */
+    int queue_timeout_s;          /* a request waits this long for a channel at its cap */
     /* [portal] */
     int signup;                   /* ZG_SIGNUP_OPEN, _INVITE or _CLOSED */
     int session_idle_s;           /* a session unused this long ends */

@@ -4,6 +4,7 @@
 #include "zg_clock.h"
 #include "zg_config.h"
 #include "zg_err.h"
+#include "zg_gate.h"
 #include "zg_log.h"
 #include <stdio.h>
 #include <string.h>
@@ -197,7 +198,23 @@ void zg_relay_run(zg_call *c, zg_upstream_out *up)
     int64_t t0 = zg_clock_ms();
     int last_status = 0, last_retry_after = 0;
     for (;;) {
-        if (zg_channel_next(&c->route, cfg, &c->chan) != 0) {
+        int got = zg_channel_next(&c->route, cfg, &c->chan);
+        if (got == -3) {
+            /* every channel left is at its cap: wait in line, without holding a CPU slot */
+            int gate = zg_gate_pause();
+            got = zg_channel_next_wait(&c->route, cfg, &c->chan);
+            zg_gate_resume(gate);
+        }
+        if (got == -2 && !c->attempts) {
+            up->result = ZG_UP_CONNECT;
+            snprintf(up->error, sizeof up->error, "every channel at its cap for %d s", cfg->queue_timeout_s);
+            zg_resp_header(r, "retry-after", "5");
+            zg_resp_header(r, "x-should-retry", "true");
+            zg_err_reply(r, ZG_ERR_RATE, "Every upstream channel for %s is at capacity (waited %d s); nothing was "
+                         "billed; retry shortly", c->model.id, cfg->queue_timeout_s);
+            break;
+        }
+        if (got != 0) {
             if (!c->attempts) {
                 up->result = ZG_UP_CONNECT;
                 snprintf(up->error, sizeof up->error, "no channel can take the request");
