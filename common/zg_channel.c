@@ -374,6 +374,16 @@ static int wait_in_line(const zg_channel_try *rt, const zg_channel *def, struct 
     return n;
 }
 
+int zg_channel_waiting(void)
+{
+    int n = 0;
+    pthread_mutex_lock(&mu);
+    for (struct waiter *w = line; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
 int zg_channel_next_wait(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out)
 {
     return channel_next(rt, cfg, out, cfg->queue_timeout_s * 1000);

@@ -53,6 +53,8 @@ int zg_channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out)
 /* As zg_channel_next, but waits up to [routing] queue_timeout_s for a channel at its cap, in line
  * with the other waiting requests: higher plans first, then the oldest. -2 when the wait ran out. */
 int zg_channel_next_wait(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out);
+/* How many requests of this process wait in that line now. */
+int zg_channel_waiting(void);
 /* How many untried channels could take the request now (another attempt is worth making). */
 int zg_channel_remaining(const zg_channel_try *rt, const zg_settings *cfg);
 /* Report how the attempt on ch ended (ZG_CH_*); retry_after_s > 0 is how long the upstream asked

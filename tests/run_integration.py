@@ -6,7 +6,7 @@ top-level function named test_* in each, one at a time.  A test passes if it ret
 fails if it raises (the reason and a short traceback are printed), and is skipped if
 it raises zgtest.Skip.  Before each test the fake upstream's recorded requests and
 /_fake/config defaults are reset (zgtest.reset_between_tests).  An optional module-level setup_module() runs before a file's
-tests (if it raises, all of them fail) and teardown_module() after.
+tests (if it raises Skip, all of them are skipped; anything else, all of them fail) and teardown_module() after.
 
 Output: "PASS file::name" / "FAIL file::name: reason" / "SKIP file::name: reason",
 then a last line "N passed, N failed".  Exit status 1 on any failure or when no test
@@ -145,6 +145,12 @@ def main():
 
         setup = getattr(mod, "setup_module", None)
         err = call(setup) if callable(setup) else None
+        if isinstance(err, zgtest.Skip):
+            # the whole file does not apply to this setup
+            for f in chosen:
+                print("SKIP %s::%s: %s" % (fname, f.__name__, err), flush=True)
+                skipped += 1
+            continue
         if err is not None:
             for f in chosen:
                 print("FAIL %s::%s: setup_module failed: %s" % (fname, f.__name__, reason_of(err)))

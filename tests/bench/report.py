@@ -43,6 +43,10 @@ def main():
         ("POST /messages metered, 1 conn", "messages_lat"),
         ("POST /messages metered, N conns", "messages_tput"),
         ("POST /messages metered, N conns, 1 key", "messages_tput_1key"),
+        ("metered, 1 channel (1st half)", "channels1_a"),
+        ("metered, 3 channels (1st half)", "channels3_a"),
+        ("metered, 1 channel (2nd half)", "channels1_b"),
+        ("metered, 3 channels (2nd half)", "channels3_b"),
         ("streaming direct, N conns", "stream_direct_tput"),
         ("POST /messages stream=true, N conns", "stream_tput"),
         ("GET /models, 1 conn", "models_lat"),
@@ -183,6 +187,15 @@ def main():
                and gib <= 1.0)
     else:
         target("streams_10000_memory", None, "10000 streams complete in <= 1 GiB", False)
+    one = [wrk("channels1_a"), wrk("channels1_b")]
+    three = [wrk("channels3_a"), wrk("channels3_b")]
+    if all(one) and all(three):
+        r1 = sum(w["rps"] for w in one) / 2
+        r3 = sum(w["rps"] for w in three) / 2
+        target("routing_3_channels_cost", "%.0f req/s over 3 channels vs %.0f over 1 (%.1f%%)"
+               % (r3, r1, (r3 / r1 - 1) * 100), "within 5% of 1 channel", r3 >= 0.95 * r1)
+    else:
+        target("routing_3_channels_cost", None, "within 5% of 1 channel", False)
     worst = max((v["db_conns_max_per_process"] for v in streams), default=None)
     target("db_connections_per_process", None if worst is None else "at most %d" % worst, "<= 8 per program process",
            worst is not None and worst <= 8)

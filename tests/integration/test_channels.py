@@ -313,3 +313,56 @@ def test_admin_channel_commands():
     finally:
         remove("tadm-a")
     ok("tadm-a" not in names_json())
+
+
+def test_chaos_every_request_succeeds_while_a_channel_is_healthy():
+    """200 mixed requests (streamed and not) from 8 threads while two of three channels flip at
+    random between healthy, 500, 529 and 429 with retry-after; the third stays healthy. Every
+    request succeeds, each has one usage row, and the balance moves by exactly their sum."""
+    import random
+    import threading
+    a, b, c = Fake(), Fake(), Fake()
+    for n, f in (("tchaos-a", a), ("tchaos-b", b), ("tchaos-c", c)):
+        add(n, f.url, "--priority", "10")
+    stop = threading.Event()
+
+    def flip():
+        rnd = random.Random(7)
+        modes = [{}, {"status": 500}, {"status": 529}, {"status": 429, "retry_after": 1}]
+        while not stop.is_set():
+            for f in (a, b):
+                f.config(**rnd.choice(modes))
+            time.sleep(0.2)
+
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user(usd=50)
+        flipper = threading.Thread(target=flip)
+        flipper.start()
+        statuses, lock = [], threading.Lock()
+
+        def worker(i):
+            for j in range(25):
+                st, _ = ask(key, stream_=(i + j) % 2 == 0)
+                with lock:
+                    statuses.append(st)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stop.set()
+        flipper.join()
+        eq(statuses.count(200), 200, "every request answered 200: %r" % sorted(set(statuses)))
+        uid = user_id(email)
+        wait_until(lambda: sql_int("SELECT COUNT(*) FROM usage_log WHERE user_id = %d AND status = 'settled'"
+                                   % uid) == 200, 15, msg="200 settled usage rows")
+        eq(sql_int("SELECT COUNT(*) FROM usage_log WHERE user_id = %d" % uid), 200, "one row per request")
+        chans = set(r[0] for r in sql_rows("SELECT DISTINCT channel FROM usage_log WHERE user_id = %d" % uid))
+        ok(chans <= {"tchaos-a", "tchaos-b", "tchaos-c", "anthropic"}, "channels recorded: %r" % chans)
+        ok(sql_int("SELECT MAX(attempts) FROM usage_log WHERE user_id = %d" % uid) >= 2, "some requests failed over")
+        balance_exact(email, 50000000)
+    finally:
+        stop.set()
+        remove("tchaos-a", "tchaos-b", "tchaos-c")

@@ -90,6 +90,7 @@ int main(void)
     cfg.sticky_s = 300;
     cfg.queue_timeout_s = 1;
 
+
     struct zg_chan_row rows[] = {
         row(1, "low", 0, 1, 0, "", ""),
         row(2, "high", 10, 1, 0, "", ""),
@@ -156,6 +157,7 @@ int main(void)
     /* the line: one channel with a cap of 1, held; a Pro, then an Enterprise, then a Max request
      * wait; as it frees: Enterprise, Max, Pro */
     install(1, (struct zg_chan_row[]){row(9, "capped", 0, 1, 1, "", "")});
+    cfg.queue_timeout_s = 30; /* lining up may be slow (valgrind) */
     zg_channel_try hold;
     zg_channel_begin(&hold, ZG_PROV_ANTHROPIC, "m", ZG_PLAN_PRO, "k-hold");
     is_int(zg_channel_next(&hold, &cfg, &ch), 0, "the only slot taken");
@@ -164,9 +166,12 @@ int main(void)
     struct waiter_arg args[3] = {{0, ZG_PLAN_PRO}, {1, ZG_PLAN_ENTERPRISE}, {2, ZG_PLAN_MAX}};
     for (int i = 0; i < 3; i++) {
         pthread_create(&th[i], NULL, waiter, &args[i]);
-        struct timespec g = {0, 30 * 1000000L};
-        nanosleep(&g, NULL);
+        for (int spin = 0; spin < 5000 && zg_channel_waiting() < i + 1; spin++) { /* in line before the next */
+            struct timespec g = {0, 1000000L};
+            nanosleep(&g, NULL);
+        }
     }
+    is_int(zg_channel_waiting(), 3, "three requests in line");
     zg_channel_end(&hold);
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
@@ -174,6 +179,7 @@ int main(void)
        order[0], order[1], order[2]);
     zg_channel_begin(&hold, ZG_PROV_ANTHROPIC, "m", ZG_PLAN_PRO, "k-hold");
     zg_channel_next(&hold, &cfg, &ch);
+    cfg.queue_timeout_s = 1;
     int64_t t0 = zg_clock_ms();
     struct waiter_arg late = {3, ZG_PLAN_ENTERPRISE};
     waiter(&late);
