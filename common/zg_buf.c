@@ -27,6 +27,14 @@ void zg_buf_reset(zg_buf *b)
         b->data[0] = '\0';
 }
 
+void zg_buf_truncate(zg_buf *b, size_t len)
+{
+    if (len >= b->len)
+        return;
+    b->len = len;
+    b->data[len] = '\0';
+}
+
 static int reserve(zg_buf *b, size_t extra)
 {
     if (extra > b->cap || b->len > b->cap - extra)

@@ -21,6 +21,8 @@ void zg_buf_init(zg_buf *b, size_t cap);
 void zg_buf_free(zg_buf *b);
 /* Forget the contents, keep the allocation. */
 void zg_buf_reset(zg_buf *b);
+/* Cut b back to its first len bytes (nothing when it is shorter). */
+void zg_buf_truncate(zg_buf *b, size_t len);
 /* Append n bytes: ZG_OK, ZG_E_TOOBIG (cap would be exceeded; buffer unchanged) or ZG_E_NOMEM. */
 int zg_buf_append(zg_buf *b, const void *p, size_t n);
 /* Append a NUL-terminated string. */

@@ -158,8 +158,9 @@ static void stream_error(zg_call *c, zg_errkind kind, const char *msg)
 }
 
 
-/* Make the call ready for another attempt (nothing of the last one reached the client). */
-static void attempt_reset(zg_call *c)
+/* Make the call ready for another attempt (nothing of the last one reached the client); the
+ * response headers go back to what admission set (keep: their length then). */
+static void attempt_reset(zg_call *c, size_t keep)
 {
     curl_slist_free_all(c->headers);
     c->headers = NULL;
@@ -173,7 +174,7 @@ static void attempt_reset(zg_call *c)
     memset(&c->usage, 0, sizeof c->usage);
     c->is_sse = c->up_ok = c->retry = false;
     c->up_status = 0;
-    zg_buf_reset(&c->r->headers);
+    zg_buf_truncate(&c->r->headers, keep);
 }
 
 /* The breaker's view of an attempt that ended with `up`. */
@@ -197,6 +198,7 @@ void zg_relay_run(zg_call *c, zg_upstream_out *up)
     zg_channel_begin(&c->route, c->provider, c->model.id, c->adm.who.plan_rank, c->key_hash);
     int64_t t0 = zg_clock_ms();
     int last_status = 0, last_retry_after = 0;
+    size_t admitted_headers = r->headers.len; /* x-ratelimit-*: on every answer */
     for (;;) {
         int got = zg_channel_next(&c->route, cfg, &c->chan);
         if (got == -3) {
@@ -236,7 +238,7 @@ void zg_relay_run(zg_call *c, zg_upstream_out *up)
         }
         c->attempts++;
         c->pc = &c->chan.conf;
-        attempt_reset(c);
+        attempt_reset(c, admitted_headers);
         c->can_retry = c->attempts < cfg->max_attempts && zg_clock_ms() - t0 < cfg->failover_budget_ms &&
                        zg_channel_remaining(&c->route, cfg) > 0;
         memset(up, 0, sizeof *up);

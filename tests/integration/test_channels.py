@@ -126,6 +126,7 @@ def test_429_with_retry_after_fails_over_and_cools_down():
         st, r = ask(key)
         eq(st, 200, "answered by the healthy channel")
         eq(r.json()["content"][0]["type"], "text")
+        ok(r.headers.get("x-ratelimit-remaining") is not None, "the rate-limit headers survive the failover")
         eq(a.count(), 1, "the rate-limited channel was asked once")
         eq(b.count(), 1, "the healthy one answered")
         rows = usage_of(email)
