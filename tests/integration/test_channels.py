@@ -55,10 +55,13 @@ def setup_module():
 
 
 def teardown_module():
-    for f in _fakes:
-        f.proc.terminate()
     for name in sql("SELECT name FROM channels").split():
         admin("channel", "remove", name)
+    # the processes forget the channels within 2 s: only then may their upstreams go away, or the
+    # next file's requests would meet refused connections
+    time.sleep(RELOAD_S)
+    for f in _fakes:
+        f.proc.terminate()
 
 
 def closed_port():
