@@ -339,8 +339,8 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     int idle = settings.idle_threads < settings.threads ? settings.idle_threads : settings.threads;
     low_water = idle > 1 ? idle / 2 : 1;
     spare = idle;
+    zg_gate_init(settings.cpu_slots); /* before any thread (the lease writer runs statements) */
     zg_meter_start(&settings);
-    zg_gate_init(settings.cpu_slots);
     /* the stored channels before the first request (then every second, below) */
     zg_db *upkeep_db = zg_db_open(&settings);
     if (upkeep_db)
