@@ -53,7 +53,7 @@ static int route_gemini(zg_call *c, char *why, size_t whylen)
 
 static int prepare_native(zg_call *c)
 {
-    const zg_provider_conf *pc = &c->r->cfg->prov[ZG_PROV_GEMINI];
+    const zg_provider_conf *pc = c->pc;
     const char *version = strncmp(c->r->path, "/api/v1/gemini/v1/", 18) == 0 ? "v1" : "v1beta";
     char path[256], alt[16];
     snprintf(path, sizeof path, "/%s/models/%s:%s", version, c->model.id, (const char *)c->surface_state);

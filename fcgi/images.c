@@ -46,7 +46,7 @@ static int route(zg_call *c, char *why, size_t whylen)
 
 static int prepare(zg_call *c)
 {
-    const zg_provider_conf *pc = &c->r->cfg->prov[ZG_PROV_OPENAI];
+    const zg_provider_conf *pc = c->pc;
     char bearer[600];
     snprintf(bearer, sizeof bearer, "Bearer %s", pc->api_key);
     if (zg_call_url(c, pc->base_url, "/images/generations", NULL) != 0 ||

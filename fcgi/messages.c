@@ -36,7 +36,7 @@ static int route(zg_call *c, char *why, size_t whylen)
 
 static int prepare_path(zg_call *c, const char *path)
 {
-    const zg_provider_conf *pc = &c->r->cfg->prov[c->provider];
+    const zg_provider_conf *pc = c->pc;
     const char *base = c->provider == ZG_PROV_ANTHROPIC ? pc->base_url : pc->anthropic_base_url;
     char beta[16];
     int q = zg_req_query_get(c->r, "beta", beta, sizeof beta);
