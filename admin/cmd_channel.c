@@ -79,6 +79,20 @@ static int read_opts(const args *g, struct chopts *o)
     return RC_OK;
 }
 
+/* The stored channel NAME (provider, base URLs, key) into *r (rs_free it), or exit 1 saying there
+ * is none. */
+static int find_channel(app *a, const args *g, const char *name, rowset *r)
+{
+    zg_val pn[1] = {ZG_STR(name)};
+    if (query(a, SQL_CH_ONE, pn, 1, r, NULL) != 0)
+        return db_fail(a, g, "reading the channel");
+    if (r->n != 1) {
+        rs_free(r);
+        return fail(g, "no channel named '%s'", name);
+    }
+    return RC_OK;
+}
+
 static int check_name(const args *g, const char *name)
 {
     if (!valid_ident(name, 64, CHANNEL_NAME_CHARS))
@@ -212,13 +226,9 @@ int cmd_channel_set(app *a, const args *g)
     if (query(a, SQL_CH_SET, p, 10, NULL, &changed) != 0)
         return db_fail(a, g, "changing the channel");
     rowset r;
-    zg_val pn[1] = {ZG_STR(name)};
-    if (query(a, SQL_CH_ONE, pn, 1, &r, NULL) != 0)
-        return db_fail(a, g, "reading the channel");
-    bool found = r.n == 1;
+    if ((rc = find_channel(a, g, name, &r)) != RC_OK)
+        return rc;
     rs_free(&r);
-    if (!found)
-        return fail(g, "no channel named '%s'", name);
     printf("channel %s %s\n", name, changed ? "updated" : "unchanged");
     return RC_OK;
 }
@@ -235,14 +245,12 @@ static int set_enabled(app *a, const args *g, bool on)
     int64_t changed = 0;
     if (query(a, SQL_CH_ENABLE, p, 3, NULL, &changed) != 0)
         return db_fail(a, g, "changing the channel");
-    zg_val pn[1] = {ZG_STR(name)};
     rowset r;
-    if (query(a, SQL_CH_ONE, pn, 1, &r, NULL) != 0)
-        return db_fail(a, g, "reading the channel");
-    bool found = r.n == 1;
+    int rc = find_channel(a, g, name, &r);
+    if (rc != RC_OK)
+        return rc;
     rs_free(&r);
-    if (!found)
-        return fail(g, "no channel named '%s'", name);
+    zg_val pn[1] = {ZG_STR(name)};
     /* enabling also forgets its open circuits: the operator says it works again */
     if (on && query(a, SQL_CH_HEALTH_CLEAR, pn, 1, NULL, NULL) != 0)
         return db_fail(a, g, "clearing the channel's circuits");
@@ -300,13 +308,9 @@ int cmd_channel_test(app *a, const args *g)
         snprintf(prov, sizeof prov, "%s", name);
     } else {
         rowset r;
-        zg_val pn[1] = {ZG_STR(name)};
-        if (query(a, SQL_CH_ONE, pn, 1, &r, NULL) != 0)
-            return db_fail(a, g, "reading the channel");
-        if (r.n != 1) {
-            rs_free(&r);
-            return fail(g, "no channel named '%s'", name);
-        }
+        int rc = find_channel(a, g, name, &r);
+        if (rc != RC_OK)
+            return rc;
         snprintf(prov, sizeof prov, "%s", cell(&r, 0, 0));
         snprintf(pc.base_url, sizeof pc.base_url, "%s", cell(&r, 0, 1));
         snprintf(pc.anthropic_base_url, sizeof pc.anthropic_base_url, "%s", cell(&r, 0, 2));

@@ -262,13 +262,20 @@ static void default_channel(const zg_channel_try *rt, const zg_settings *cfg, zg
     }
 }
 
+/* What candidates() left out: channels at their cap, channels with an open circuit, and whether
+ * the one candidate is such a channel (the last resort). */
+struct tally {
+    int capped, open;
+    bool fell_back;
+};
+
 /* The channels rt may try now, into c[0..64) (callers hold mu; def outlives c). An open circuit
  * sheds load to the other channels but never refuses a request on its own: when every channel's
  * circuit is open, the one that reopens first is tried. */
-static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t now, struct cand *c, int *capped)
+static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t now, struct cand *c, struct tally *t)
 {
     int n = 0;
-    *capped = 0;
+    memset(t, 0, sizeof *t);
     bool probe;
     int64_t until, best_until = 0;
     const zg_channel *fallback = NULL;
@@ -287,29 +294,25 @@ static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t n
         if (u == 1)
             c[n++] = (struct cand){all[i], probe};
         else if (u == 3)
-            (*capped)++;
-        else if (u == 2 && (!fallback || until < best_until)) {
-            fallback = all[i];
-            best_until = until;
+            t->capped++;
+        else if (u == 2) {
+            t->open++;
+            if (!fallback || until < best_until) {
+                fallback = all[i];
+                best_until = until;
+            }
         }
     }
-    if (!n && fallback)
+    if (!n && fallback) {
         c[n++] = (struct cand){fallback, false};
+        t->fell_back = true;
+    }
     return n;
 }
 
-int zg_channel_remaining(const zg_channel_try *rt, const zg_settings *cfg)
+int zg_channel_remaining(const zg_channel_try *rt)
 {
-    if (rt->ntried == ZG_CHANNEL_MAX_TRIED)
-        return 0;
-    zg_channel def;
-    default_channel(rt, cfg, &def);
-    struct cand c[64];
-    int capped;
-    pthread_mutex_lock(&mu);
-    int n = candidates(rt, &def, wall_ms(), c, &capped);
-    pthread_mutex_unlock(&mu);
-    return n;
+    return rt->left;
 }
 
 static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out, int wait_ms);
@@ -337,7 +340,8 @@ static void line_wake(int provider)
 
 /* Wait (callers hold mu) until a request on one of rt's channels ends and one can take rt's, at
  * most wait_ms: candidates into c (> 0), -2 when the wait ran out, 0 when no channel is left. */
-static int wait_in_line(const zg_channel_try *rt, const zg_channel *def, struct cand *c, int wait_ms)
+static int wait_in_line(const zg_channel_try *rt, const zg_channel *def, struct cand *c, struct tally *t,
+                        int wait_ms)
 {
     struct waiter w = {.plan = rt->plan, .provider = rt->provider};
     pthread_cond_init(&w.cv, NULL);
@@ -351,9 +355,8 @@ static int wait_in_line(const zg_channel_try *rt, const zg_channel *def, struct 
     for (;;) {
         int rc = pthread_cond_timedwait(&w.cv, &mu, &until);
         w.woken = false;
-        int capped;
-        n = candidates(rt, def, wall_ms(), c, &capped);
-        if (n > 0 || !capped)
+        n = candidates(rt, def, wall_ms(), c, t);
+        if (n > 0 || !t->capped)
             break;
         if (rc == ETIMEDOUT) {
             n = -2;
@@ -405,13 +408,13 @@ static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *
     int64_t now = wall_ms();
     pthread_mutex_lock(&mu);
     struct cand c[64];
-    int capped;
-    int n = candidates(rt, &def, now, c, &capped);
-    if (!n && capped && wait_ms > 0)
-        n = wait_in_line(rt, &def, c, wait_ms);
+    struct tally t;
+    int n = candidates(rt, &def, now, c, &t);
+    if (!n && t.capped && wait_ms > 0)
+        n = wait_in_line(rt, &def, c, &t, wait_ms);
     if (n <= 0) {
         pthread_mutex_unlock(&mu);
-        return n == -2 ? -2 : capped && !wait_ms ? -3 : -1;
+        return n == -2 ? -2 : t.capped && !wait_ms ? -3 : -1;
     }
     /* the highest tier; in it the sticky channel, else a weighted random one */
     int top = c[0].ch->priority;
@@ -457,6 +460,12 @@ static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *
     rt->tried[rt->ntried++] = out->id;
     rt->holding = out->id;
     rt->probing = c[pick].probe;
+    /* what is left once this one is tried, from the same look: the other candidates, else one more
+     * open circuit as the last resort */
+    rt->left = rt->ntried == ZG_CHANNEL_MAX_TRIED ? 0
+               : t.fell_back                      ? t.open > 1
+               : n > 1                            ? n - 1
+                                                  : t.open > 0;
     return 0;
 }
 

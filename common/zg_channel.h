@@ -42,6 +42,7 @@ typedef struct zg_channel_try {
     int ntried;
     int holding;      /* the channel whose in-flight count this request holds (0: none) */
     int probing;      /* it is the half-open probe of that channel */
+    int left;         /* untried channels that could take the request, as of the last pick */
 } zg_channel_try;
 
 /* Start routing a request for model (catalog id) of provider, for a user of plan rank `plan`. */
@@ -55,8 +56,9 @@ int zg_channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out)
 int zg_channel_next_wait(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out);
 /* How many requests of this process wait in that line now. */
 int zg_channel_waiting(void);
-/* How many untried channels could take the request now (another attempt is worth making). */
-int zg_channel_remaining(const zg_channel_try *rt, const zg_settings *cfg);
+/* How many untried channels could take the request, as zg_channel_next saw them when it picked
+ * the last one (another attempt is worth making). */
+int zg_channel_remaining(const zg_channel_try *rt);
 /* Report how the attempt on ch ended (ZG_CH_*); retry_after_s > 0 is how long the upstream asked
  * to wait; reason is for the logs and, for ZG_CH_AUTH, the channel's disabled reason. Releases the
  * attempt's in-flight count. */
@@ -67,7 +69,7 @@ void zg_channel_end(zg_channel_try *rt);
 
 /* For the main thread, about every second: reload the channel table when its version moved, write
  * circuits this process opened or closed and channels it disabled, and read those opened elsewhere. */
-void zg_channel_upkeep(zg_db *db, const zg_settings *cfg);
+void zg_channel_upkeep(zg_db *db);
 
 /* Whether a channel serves a model: models is a comma list ("" = all). */
 int zg_channel_serves(const char *models, const char *model);

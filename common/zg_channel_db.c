@@ -1,8 +1,6 @@
 /* zg_channel: the database side, run by each process's main thread (see zg_channel.h). */
 #include "zg_channel.h"
-#include "zg_catalog.h"
 #include "zg_log.h"
-#include "zg_num.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +78,10 @@ static int open_row(void *ctx, int nc, char **v, const size_t *l)
     return 0;
 }
 
-void zg_channel_upkeep(zg_db *db, const zg_settings *cfg)
+void zg_channel_upkeep(zg_db *db)
 {
     static int64_t loaded = -1;
     static int warned;
-    (void)cfg;
     struct zg_chan_write w[64];
     int n = zg_channel_take_writes(w, 64);
     for (int i = 0; i < n; i++) {

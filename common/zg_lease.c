@@ -114,8 +114,6 @@ void zl_see_version(uint64_t v)
     }
 }
 
-/* Add a successful grant to an entry (callers hold mu). The key was checked at access version
- * g->v[9], so the entry is good until a later version is seen. */
 /* Double or halve an asked size after a grant that came `age` ms after the one before. */
 static int64_t resize(int64_t ask, int64_t base, int64_t cap, int64_t age)
 {
@@ -128,6 +126,8 @@ static int64_t resize(int64_t ask, int64_t base, int64_t cap, int64_t age)
     return ask;
 }
 
+/* Add a successful grant to an entry (callers hold mu). The key was checked at access version
+ * g->v[9], so the entry is good until a later version is seen. */
 void zl_merge_grant(struct entry *e, const struct grant *g, int64_t now)
 {
     int64_t t = zg_clock_ms();
@@ -171,10 +171,19 @@ int64_t zl_ask_credits(const struct entry *e)
     return e->ask_credits > 0 ? e->ask_credits : zl.cfg->lease_credits;
 }
 
+bool zl_credits_low(const struct entry *e)
+{
+    return e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits;
+}
+
+bool zl_slots_low(const struct entry *e)
+{
+    return e->slots * 4 <= e->grant_slots;
+}
+
 bool zl_running_low(const struct entry *e)
 {
-    return e->granted && ((e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits) ||
-                          e->slots * 4 <= e->grant_slots);
+    return e->granted && (zl_credits_low(e) || zl_slots_low(e));
 }
 
 void zl_sleep_ms(int ms)

@@ -118,7 +118,10 @@ void zl_merge_grant(struct entry *e, const struct grant *g, int64_t now);
 /* Requests of the hour and credits the entry's next grant asks for (callers hold mu). */
 int64_t zl_ask_slots(const struct entry *e);
 int64_t zl_ask_credits(const struct entry *e);
-/* Whether a granted entry has used three quarters of its last grant of either (callers hold mu). */
+/* Whether an entry has used three quarters of its last grant of credits, of requests, or (granted
+ * entries) of either (callers hold mu). */
+bool zl_credits_low(const struct entry *e);
+bool zl_slots_low(const struct entry *e);
 bool zl_running_low(const struct entry *e);
 void zl_sleep_ms(int ms);
 

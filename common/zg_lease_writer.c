@@ -118,8 +118,8 @@ static void refill(zg_db *db, int64_t now)
             continue;
         if (!probe && !zl_running_low(e))
             continue;
-        bool credits_low = !probe && e->grant_credits > 0 && (e->db_credits - e->held) * 4 <= e->grant_credits;
-        bool slots_low = !probe && e->slots * 4 <= e->grant_slots;
+        bool credits_low = !probe && zl_credits_low(e);
+        bool slots_low = !probe && zl_slots_low(e);
         e->refilling = true;
         todo[n].idx = i;
         memcpy(todo[n].hash, e->hash, sizeof e->hash);

@@ -247,7 +247,6 @@ static int admit_reply(zg_call *c)
     }
 }
 
-/* The end of a stream that broke: tell the client in the protocol's own terms. */
 static void settle(zg_call *c, const zg_upstream_out *up)
 {
     zg_req *r = c->r;

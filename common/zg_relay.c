@@ -142,6 +142,7 @@ static int on_idle(void *ctx)
     return relay_on(c);
 }
 
+/* The end of a stream that broke: tell the client in the protocol's own terms. */
 static void stream_error(zg_call *c, zg_errkind kind, const char *msg)
 {
     if (c->r->client_gone)
@@ -156,7 +157,6 @@ static void stream_error(zg_call *c, zg_errkind kind, const char *msg)
     else
         zg_resp_abort(c->r); /* a cut JSON body must not look complete */
 }
-
 
 /* Make the call ready for another attempt (nothing of the last one reached the client); the
  * response headers go back to what admission set (keep: their length then). */
@@ -240,14 +240,14 @@ void zg_relay_run(zg_call *c, zg_upstream_out *up)
         c->pc = &c->chan.conf;
         attempt_reset(c, admitted_headers);
         c->can_retry = c->attempts < cfg->max_attempts && zg_clock_ms() - t0 < cfg->failover_budget_ms &&
-                       zg_channel_remaining(&c->route, cfg) > 0;
+                       zg_channel_remaining(&c->route) > 0;
         memset(up, 0, sizeof *up);
         up->ttfb_ms = -1;
         if (c->sf->prepare(c) != 0 || !c->send_body) {
             /* this channel has no address for this surface (or the body could not be built) */
             zg_channel_end(&c->route);
             c->attempts--;
-            if (c->can_retry || c->route.ntried < ZG_CHANNEL_MAX_TRIED)
+            if (c->route.ntried < ZG_CHANNEL_MAX_TRIED)
                 continue;
             zg_err_reply(r, ZG_ERR_INTERNAL, "Could not build the upstream request");
             up->result = ZG_UP_CONNECT;

@@ -344,7 +344,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     /* the stored channels before the first request (then every second, below) */
     zg_db *upkeep_db = zg_db_open(&settings);
     if (upkeep_db)
-        zg_channel_upkeep(upkeep_db, &settings);
+        zg_channel_upkeep(upkeep_db);
     spawn(idle);
     if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
         zg_error("no worker thread could start");
@@ -366,7 +366,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
             upkeep_db = zg_db_open(&settings);
         if (upkeep_db) {
             zg_catalog_upkeep(upkeep_db);
-            zg_channel_upkeep(upkeep_db, &settings);
+            zg_channel_upkeep(upkeep_db);
         }
         zg_meter_upkeep(&upkeep_db, &settings);
         if (upkeep_db)

@@ -145,13 +145,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     x->last_rx = zg_clock_ms();
     if (x->ttfb < 0)
         x->ttfb = x->last_rx - x->t0;
-    if (len > 13 && strncasecmp(p, "content-type:", 13) == 0) {
-        const char *v = p + 13;
-        size_t vl = len - 13;
-        while (vl && (*v == ' ' || *v == '\t'))
-            v++, vl--;
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-            vl--;
+    size_t vl;
+    const char *v = header_value(p, len, "content-type", &vl);
+    if (v) {
         if (vl >= sizeof x->content_type)
             vl = sizeof x->content_type - 1;
         memcpy(x->content_type, v, vl);
