@@ -108,7 +108,7 @@ int main(void)
     zg_channel_begin(&t, ZG_PROV_ANTHROPIC, "m", ZG_PLAN_PRO, "k2");
     is_int(zg_channel_next(&t, &cfg, &ch), 0, "first attempt");
     is_str(ch.name, "high", "on the high tier");
-    is_int(zg_channel_remaining(&t, &cfg), 1, "one more to try");
+    is_int(zg_channel_remaining(&t), 1, "one more to try");
     zg_channel_result(&t, &cfg, &ch, ZG_CH_FAIL, 5, "HTTP 429");
     is_int(zg_channel_next(&t, &cfg, &ch), 0, "second attempt");
     is_str(ch.name, "low", "on the next tier");
