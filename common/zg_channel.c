@@ -4,6 +4,8 @@
 #include "zg_catalog.h"
 #include "zg_clock.h"
 #include "zg_log.h"
+#include "zg_slots.h"
+#include <stdatomic.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -199,12 +201,14 @@ void zg_channel_begin(zg_channel_try *rt, int provider, const char *model, int p
     rt->provider = provider;
     snprintf(rt->model, sizeof rt->model, "%s", model);
     rt->plan = plan;
+    rt->slot = -1;
     snprintf(rt->key_hash, sizeof rt->key_hash, "%s", key_hash ? key_hash : "");
 }
 
 struct cand {
     const zg_channel *ch;
     bool probe;
+    int slot; /* the host slot taken for it (zg_slots), -1 none */
 };
 
 static bool tried(const zg_channel_try *rt, int id)
@@ -267,11 +271,12 @@ static void default_channel(const zg_channel_try *rt, const zg_settings *cfg, zg
 struct tally {
     int capped, open;
     bool fell_back;
+    int capped_ids[16]; /* the first channels at their cap */
 };
 
 /* The channels rt may try now, into c[0..64) (callers hold mu; def outlives c). An open circuit
  * sheds load to the other channels but never refuses a request on its own: when every channel's
- * circuit is open, the one that reopens first is tried. */
+ * circuit is open (and none is only at its cap), the one that reopens first is tried. */
 static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t now, struct cand *c, struct tally *t)
 {
     int n = 0;
@@ -290,11 +295,20 @@ static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t n
             all[na++] = &r->ch;
     }
     for (int i = 0; i < na && n < 64; i++) {
-        int u = usable(rt, all[i], now, &probe, &until);
+        int u = usable(rt, all[i], now, &probe, &until), slot = -1;
+        if (u == 1 && all[i]->max_conc) {
+            /* counted for the host: the slot is held from here, given back if it is not picked */
+            slot = zg_slots_take(all[i]->id, all[i]->max_conc, rt->plan);
+            if (slot == -1)
+                u = 3;
+        }
         if (u == 1)
-            c[n++] = (struct cand){all[i], probe};
-        else if (u == 3)
+            c[n++] = (struct cand){all[i], probe, slot < 0 ? -1 : slot};
+        else if (u == 3) {
+            if (t->capped < 16)
+                t->capped_ids[t->capped] = all[i]->id;
             t->capped++;
+        }
         else if (u == 2) {
             t->open++;
             if (!fallback || until < best_until) {
@@ -303,8 +317,15 @@ static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t n
             }
         }
     }
-    if (!n && fallback) {
-        c[n++] = (struct cand){fallback, false};
+    /* the last resort only when nothing is merely busy: a channel at its cap is waited for rather
+     * than sending the request where it is expected to fail */
+    if (!n && fallback && !t->capped) {
+        int slot = fallback->max_conc ? zg_slots_take(fallback->id, fallback->max_conc, rt->plan) : -2;
+        if (slot == -1) {
+            t->capped++;
+            return 0;
+        }
+        c[n++] = (struct cand){fallback, false, slot < 0 ? -1 : slot};
         t->fell_back = true;
     }
     return n;
@@ -316,6 +337,8 @@ int zg_channel_remaining(const zg_channel_try *rt)
 }
 
 static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out, int wait_ms);
+
+#define POLL_MS 25 /* how often a waiting request looks at the host's slots */
 
 /* Requests waiting for a channel at its cap, best plan first, then oldest (mu). */
 struct waiter {
@@ -350,15 +373,23 @@ static int wait_in_line(const zg_channel_try *rt, const zg_channel *def, struct 
         pp = &(*pp)->next;
     w.next = *pp;
     *pp = &w;
-    struct timespec until = zg_clock_deadline(wait_ms);
+    /* other processes see the wait (a lower plan there leaves these channels to it) and end requests
+     * on them without waking this thread: look again at least every POLL_MS */
+    int nids = t->capped < 16 ? t->capped : 16, ids[16];
+    memcpy(ids, t->capped_ids, sizeof ids);
+    for (int i = 0; i < nids; i++)
+        zg_slots_waiting(ids[i], rt->plan, 1);
+    int64_t end = zg_clock_ms() + wait_ms;
     int n;
     for (;;) {
-        int rc = pthread_cond_timedwait(&w.cv, &mu, &until);
+        int64_t left = end - zg_clock_ms();
+        struct timespec until = zg_clock_deadline(left < POLL_MS ? (left > 0 ? (int)left : 0) : POLL_MS);
+        pthread_cond_timedwait(&w.cv, &mu, &until);
         w.woken = false;
         n = candidates(rt, def, wall_ms(), c, t);
         if (n > 0 || !t->capped)
             break;
-        if (rc == ETIMEDOUT) {
+        if (zg_clock_ms() >= end) {
             n = -2;
             break;
         }
@@ -374,6 +405,8 @@ static int wait_in_line(const zg_channel_try *rt, const zg_channel *def, struct 
         ;
     *pp = w.next;
     pthread_cond_destroy(&w.cv);
+    for (int i = 0; i < nids; i++)
+        zg_slots_waiting(ids[i], rt->plan, -1);
     return n;
 }
 
@@ -403,6 +436,13 @@ static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *
         zg_channel_end(rt);
     if (rt->ntried == ZG_CHANNEL_MAX_TRIED)
         return -1;
+    static atomic_bool slots_ready;
+    if (!atomic_load(&slots_ready)) {
+        char path[600];
+        snprintf(path, sizeof path, "%s.slots", cfg->spool_path);
+        zg_slots_init(cfg->spool_path[0] ? path : NULL);
+        atomic_store(&slots_ready, true);
+    }
     zg_channel def;
     default_channel(rt, cfg, &def);
     int64_t now = wall_ms();
@@ -448,6 +488,10 @@ static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *
         }
     }
     *out = *c[pick].ch;
+    for (int i = 0; i < n; i++)
+        if (i != pick && c[i].slot >= 0)
+            zg_slots_give(c[i].ch->id, c[i].slot);
+    rt->slot = c[pick].slot;
     int *inf = inflight_of(out->id, true);
     if (inf)
         (*inf)++;
@@ -477,6 +521,9 @@ static void release(zg_channel_try *rt)
     int *inf = inflight_of(rt->holding, false);
     if (inf && *inf > 0)
         (*inf)--;
+    if (rt->slot >= 0)
+        zg_slots_give(rt->holding, rt->slot);
+    rt->slot = -1;
     if (line)
         line_wake(rt->provider); /* the best-placed request waiting for one of these channels */
     if (rt->probing) {

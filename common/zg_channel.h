@@ -42,6 +42,7 @@ typedef struct zg_channel_try {
     int ntried;
     int holding;      /* the channel whose in-flight count this request holds (0: none) */
     int probing;      /* it is the half-open probe of that channel */
+    int slot;         /* the host-wide slot of that channel it holds (zg_slots), -1 none */
     int left;         /* untried channels that could take the request, as of the last pick */
 } zg_channel_try;
 

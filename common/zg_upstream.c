@@ -4,6 +4,7 @@
 #include "zg_config.h"
 #include "zg_log.h"
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <poll.h>
 #include <pthread.h>
@@ -81,6 +82,10 @@ struct xfer {
     int aborted;
     CURL *easy;
     zg_upstream_out *out;
+    /* the providers' rate-limit headers: per limit (requests, tokens, input, output tokens) the
+     * seconds until it resets (-1 unknown) and whether none is left */
+    int rl_reset_s[4];
+    bool rl_empty[4];
 };
 
 /* A header's value (trimmed) if the line is "name: value", else NULL; *vl its length. */
@@ -128,6 +133,106 @@ static void note_retry_after(struct xfer *x, const char *p, size_t len)
         x->out->retry_after_s = s > 86400 ? 86400 : (int)s;
 }
 
+/* A duration as OpenAI writes it ("1s", "6m0s", "20ms", "1h2m3.5s") in whole seconds, rounded up;
+ * -1 if it is not one. */
+static int parse_duration(const char *v, size_t n)
+{
+    double total = 0;
+    size_t i = 0;
+    if (!n)
+        return -1;
+    while (i < n) {
+        char num[32];
+        size_t k = 0;
+        while (i < n && k < sizeof num - 1 && ((v[i] >= '0' && v[i] <= '9') || v[i] == '.'))
+            num[k++] = v[i++];
+        num[k] = '\0';
+        if (!k || i == n)
+            return -1;
+        double d = strtod(num, NULL), unit;
+        if (i + 1 < n && v[i] == 'm' && v[i + 1] == 's')
+            unit = 0.001, i += 2;
+        else if (v[i] == 'h')
+            unit = 3600, i++;
+        else if (v[i] == 'm')
+            unit = 60, i++;
+        else if (v[i] == 's')
+            unit = 1, i++;
+        else
+            return -1;
+        total += d * unit;
+        if (total > 86400)
+            return 86400;
+    }
+    int s = (int)total;
+    return s < total ? s + 1 : s;
+}
+
+/* An RFC 3339 time ("2026-11-27T10:00:30Z", as Anthropic writes it) as seconds from now; -1 if it
+ * is not one. */
+static int parse_reset_time(const char *v, size_t n)
+{
+    char buf[40];
+    struct tm tm;
+    if (n < 19 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    memset(&tm, 0, sizeof tm);
+    if (sscanf(buf, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &tm.tm_sec) != 6)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    int64_t d = (int64_t)timegm(&tm) - (int64_t)time(NULL);
+    return d < 0 ? 0 : d > 86400 ? 86400 : (int)d + 1;
+}
+
+/* anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{remaining,reset} and
+ * x-ratelimit-{remaining,reset}-{requests,tokens}. */
+static void note_rate_limit(struct xfer *x, const char *p, size_t len)
+{
+    static const char *const kinds[4] = {"requests", "tokens", "input-tokens", "output-tokens"};
+    char name[80];
+    size_t vl;
+    for (int k = 0; k < 4; k++)
+        for (int what = 0; what < 2; what++) {
+            bool anth = len > 22 && (p[0] == 'a' || p[0] == 'A');
+            if (anth)
+                snprintf(name, sizeof name, "anthropic-ratelimit-%s-%s", kinds[k], what ? "reset" : "remaining");
+            else if (k < 2)
+                snprintf(name, sizeof name, "x-ratelimit-%s-%s", what ? "reset" : "remaining", kinds[k]);
+            else
+                continue;
+            const char *v = header_value(p, len, name, &vl);
+            if (!v)
+                continue;
+            if (!what)
+                x->rl_empty[k] = vl == 1 && v[0] == '0';
+            else
+                x->rl_reset_s[k] = anth ? parse_reset_time(v, vl) : parse_duration(v, vl);
+            return;
+        }
+}
+
+/* For a 429 without retry-after: how long until the limit that ran out resets (the latest of
+ * those reported empty, else the soonest reported), 0 if the headers do not say. */
+static int rate_limit_wait(const struct xfer *x)
+{
+    int empty = -1, soonest = -1;
+    for (int k = 0; k < 4; k++) {
+        int r = x->rl_reset_s[k];
+        if (r < 0)
+            continue;
+        if (x->rl_empty[k] && r > empty)
+            empty = r;
+        if (soonest < 0 || r < soonest)
+            soonest = r;
+    }
+    int w = empty >= 0 ? empty : soonest;
+    return w > 0 ? w : 0;
+}
+
 static int deliver_head(struct xfer *x)
 {
     if (x->head_sent)
@@ -156,8 +261,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         x->content_type[0] = '\0'; /* a new response (after 100 Continue) */
         if (x->out)
             x->out->retry_after_s = 0;
+        memset(x->rl_reset_s, 0xff, sizeof x->rl_reset_s);
+        memset(x->rl_empty, 0, sizeof x->rl_empty);
     } else if (len > 11 && (p[0] == 'r' || p[0] == 'R')) {
         note_retry_after(x, p, len);
+    } else if (len > 18 && (p[0] == 'a' || p[0] == 'A' || p[0] == 'x' || p[0] == 'X')) {
+        note_rate_limit(x, p, len);
     }
     return len;
 }
@@ -194,6 +303,7 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
     const zg_settings *cfg = r->cfg;
     curl_easy_reset(e);
     struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = zg_clock_ms(), .ttfb = -1, .easy = e, .out = out};
+    memset(x.rl_reset_s, 0xff, sizeof x.rl_reset_s); /* -1: no reset reported */
     x.last_rx = x.t0;
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -271,6 +381,8 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
     long code = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     out->status = (int)code;
+    if (code == 429 && !out->retry_after_s)
+        out->retry_after_s = rate_limit_wait(&x);
     curl_multi_remove_handle(multi, e);
     out->ttfb_ms = x.ttfb;
     out->duration_ms = zg_clock_ms() - x.t0;

@@ -52,7 +52,7 @@ MAX_STORED_RESPONSES = 5000
 INT_KEYS = frozenset({
     "status", "delay", "events", "interval", "silence", "drop_after", "error_after",
     "input", "output", "cache_read", "cache_write_5m", "cache_write_1h",
-    "reasoning", "thoughts", "cached", "images", "retry_after",
+    "reasoning", "thoughts", "cached", "images", "retry_after", "reset_after",
 })
 TERMINALS = ("completed", "incomplete", "failed")
 DEFAULTS = {
@@ -60,8 +60,25 @@ DEFAULTS = {
     "drop_after": None, "error_after": None, "terminal": "completed",
     "input": 25, "output": 10, "cache_read": 0, "cache_write_5m": 0, "cache_write_1h": 0,
     "reasoning": 0, "thoughts": 0, "cached": 0, "images": None, "retry_after": None,
+    "reset_after": None,
 }
 DIRECTIVE_RE = re.compile(r"\[\[fake:([^\[\]]*)\]\]")
+
+
+def rate_limit_headers(family: str, reset_s: int) -> dict:
+    """The provider's rate-limit headers for an exhausted request limit that resets in reset_s
+    seconds (the token limit, not exhausted, resets sooner): Anthropic's RFC 3339 times, OpenAI's
+    durations ("1m5s")."""
+    if family == "anthropic":
+        at = lambda s: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + s))
+        return {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0",
+                "anthropic-ratelimit-requests-reset": at(reset_s),
+                "anthropic-ratelimit-tokens-limit": "40000", "anthropic-ratelimit-tokens-remaining": "39000",
+                "anthropic-ratelimit-tokens-reset": at(1)}
+    return {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "%dm%ds" % divmod(reset_s, 60),
+            "x-ratelimit-limit-tokens": "150000", "x-ratelimit-remaining-tokens": "149000",
+            "x-ratelimit-reset-tokens": "6ms"}
 
 
 class DirectiveError(ValueError):
@@ -701,6 +718,7 @@ class Recorder:
         with self._cond:
             record.update(fields)
             if "outcome" in fields:
+                record["ended"] = time.time()
                 self._cond.notify_all()
 
     def clear(self) -> int:
@@ -1075,6 +1093,8 @@ class Handler(BaseHTTPRequestHandler):
                        self.family, {"x-request-id": request_id})
         if self.opt and self.opt["retry_after"] is not None:
             headers["retry-after"] = str(self.opt["retry_after"])
+        if self.opt and self.opt["reset_after"] is not None:
+            headers.update(rate_limit_headers(self.family, self.opt["reset_after"]))
         self.send_json(status, error_body(self.family, status, message, request_id), headers)
 
     def send_stream(self, content_type: str, frames: list[tuple[bytes, bool]], headers: dict,

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from zgtest import (Skip, admin, admin_fail, admin_json, assert_error_shape, auth, eq, new_user, ok, request,
@@ -320,14 +321,17 @@ def test_admin_channel_commands():
 
 
 def test_chaos_every_request_succeeds_while_a_channel_is_healthy():
-    """200 mixed requests (streamed and not) from 8 threads while two of three channels flip at
-    random between healthy, 500, 529 and 429 with retry-after; the third stays healthy. Every
+    """200 mixed requests (streamed and not) from 8 threads while the two channels of the first tier
+    flip at random between healthy, 500, 529 and 429 with retry-after; the third, a tier below, stays
+    healthy. Every
     request succeeds, each has one usage row, and the balance moves by exactly their sum."""
     import random
     import threading
     a, b, c = Fake(), Fake(), Fake()
-    for n, f in (("tchaos-a", a), ("tchaos-b", b), ("tchaos-c", c)):
-        add(n, f.url, "--priority", "10")
+    # the flipping channels are the first tier, so requests keep meeting them (a key sticks to the
+    # channel that last served it, and would otherwise settle on the healthy one for good)
+    for n, f, prio in (("tchaos-a", a, "10"), ("tchaos-b", b, "10"), ("tchaos-c", c, "5")):
+        add(n, f.url, "--priority", prio)
     stop = threading.Event()
 
     def flip():
@@ -370,3 +374,137 @@ def test_chaos_every_request_succeeds_while_a_channel_is_healthy():
     finally:
         stop.set()
         remove("tchaos-a", "tchaos-b", "tchaos-c")
+
+
+# --------------------------------------------------------------------------- caps and the line
+
+SONNET = "claude-sonnet-4-6"
+
+
+def open_default_circuit(model, seconds):
+    """Open the zenn.conf channel's circuit for model, as another node would have (every process
+    reads it within a second): a channel that is only at its cap is then waited for."""
+    sql("REPLACE INTO channel_health (channel, model, open_until, reason) VALUES"
+        " ('anthropic', '%s', NOW(3) + INTERVAL %d SECOND, 'test: shed to the stored channels')" % (model, seconds))
+
+
+def fake_records(f):
+    r = request("GET", f.url + "/_fake/requests")
+    return [x for x in r.json() if x.get("route")]
+
+
+def most_at_once(records):
+    """The most requests the fake had open at once (from its start and end times)."""
+    edges = sorted([(x["time"], 1) for x in records] + [(x.get("ended", 1e18), -1) for x in records],
+                   key=lambda e: (e[0], e[1]))
+    n = most = 0
+    for _, d in edges:
+        n += d
+        most = max(most, n)
+    return most
+
+
+def test_cap_holds_for_the_host_and_enterprise_waits_least():
+    a = Fake()
+    a.config(events=4, interval=80)  # each stream holds its channel most of a second
+    add("tcap-a", a.url, "--priority", "20", "--max-concurrency", "4")
+    open_default_circuit(SONNET, 60)
+    try:
+        time.sleep(RELOAD_S)
+        p_email, p_key = new_user(usd=50)
+        e_email, e_key = new_user(plan="enterprise", usd=1000)
+        done = {}
+
+        def go(tag, key):
+            body = {"model": SONNET, "max_tokens": 50, "stream": True,
+                    "messages": [{"role": "user", "content": "line " + tag}]}
+            s = stream("POST", "/api/v1/messages", auth(key), body, timeout=60)
+            done[tag] = (s.status, [e.event for e in s] if s.status == 200 else s.body)
+
+        threads = [threading.Thread(target=go, args=("pro-%d" % i, p_key)) for i in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)  # four Pro streams run, four Pro requests wait
+        ent = [threading.Thread(target=go, args=("ent-%d" % i, e_key)) for i in range(4)]
+        for t in ent:
+            t.start()
+        for t in threads + ent:
+            t.join(60)
+        eq(sorted(st for st, _ in done.values()), [200] * 12, "every request answered in the end")
+        ok(all(ev[-1] == "message_stop" for _, ev in done.values()), "every stream complete")
+        recs = sorted(fake_records(a), key=lambda x: x["seq"])
+        eq(len(recs), 12, "all went to the capped channel")
+        eq(most_at_once(recs), 4, "never more than its cap at once, across the program processes")
+        order = ["ent" if "line ent-" in x["body"] else "pro" for x in recs]
+        eq(order[:4], ["pro"] * 4, "the first four Pro requests took the channel")
+        eq(order[4:8], ["ent"] * 4, "then every waiting Enterprise request, before the Pro ones waiting longer")
+        rows = usage_of(p_email) + usage_of(e_email)
+        eq(len(rows), 12, "one usage row each")
+        ok(all(r[0] == "tcap-a" and r[2] == "complete" for r in rows), "all billed on the capped channel")
+        balance_exact(p_email, 50000000)
+    finally:
+        remove("tcap-a")
+        sql("DELETE FROM channel_health WHERE channel = 'anthropic' AND model = '%s'" % SONNET)
+
+
+def test_a_wait_that_runs_out_is_429_in_shape_and_unbilled():
+    a = Fake()
+    a.config(events=6, interval=1000)  # one stream holds the only slot for about 10 s
+    add("twait-a", a.url, "--priority", "20", "--max-concurrency", "1")
+    open_default_circuit(SONNET, 60)
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        body = {"model": SONNET, "max_tokens": 50, "stream": True,
+                "messages": [{"role": "user", "content": "holder"}]}
+        holder = stream("POST", "/api/v1/messages", auth(key), body, timeout=60)
+        eq(holder.status, 200)
+        t0 = time.monotonic()
+        st, r = ask(key, model=SONNET)
+        waited = time.monotonic() - t0
+        eq(st, 429, "the wait ran out ([routing] queue_timeout = 5 in the test stack): %r %r"
+           % (r.body[:200], usage_of(email)))
+        assert_error_shape(r, "anthropic")
+        eq(r.headers.get("retry-after"), "5")
+        ok("capacity" in r.json()["error"]["message"], "says why")
+        ok(4.5 <= waited < 15, "answered when the wait ran out (%.1f s)" % waited)
+        for _ in holder:
+            pass
+        eq(a.count(), 1, "the waiting request never reached an upstream")
+        uid = user_id(email)
+        wait_until(lambda: sql_int("SELECT COUNT(*) FROM usage_log WHERE user_id = %d AND status <> 'pending'"
+                                   % uid) >= 1, 10, msg="the holder's row")
+        rows = usage_of(email)
+        eq(len([r for r in rows if r[3] != "0"]), 1, "only the stream that ran is billed")
+        balance_exact(email, 20000000)
+        # the line is per channel: once the holder ended, the next request goes through at once
+        eq(ask(key, model=SONNET)[0], 200)
+    finally:
+        remove("twait-a")
+        sql("DELETE FROM channel_health WHERE channel = 'anthropic' AND model = '%s'" % SONNET)
+
+
+def test_rate_limit_reset_headers_set_the_cooldown():
+    a, o = Fake(), Fake()
+    a.config(status=429, reset_after=200)  # no retry-after: only the rate-limit headers say when
+    o.config(status=429, reset_after=150)
+    add("treset-a", a.url, "--priority", "20")
+    admin("channel", "add", "treset-o", "--provider", "openai", "--base-url", o.url + "/openai/v1",
+          "--key", "sk-test-treset-o", "--priority", "20")
+    try:
+        time.sleep(RELOAD_S)
+        email, key = new_user()
+        eq(ask(key)[0], 200, "Anthropic: answered by the zenn.conf channel")
+        r = request("POST", "/api/v1/codex/chat/completions", auth(key, "openai"),
+                    {"model": "gpt-5.5", "messages": [{"role": "user", "content": "reset"}]}, timeout=60)
+        eq(r.status, 200, "OpenAI: answered by the zenn.conf channel")
+        # anthropic-ratelimit-requests-reset (an RFC 3339 time) and x-ratelimit-reset-requests
+        # ("2m30s"): the exhausted limit's reset, not the 30 s default cooldown
+        for ch, model, lo, hi in (("treset-a", HAIKU, 170, 210), ("treset-o", "gpt-5.5", 120, 160)):
+            wait_until(lambda: sql_int("SELECT COUNT(*) FROM channel_health WHERE channel = '%s' AND model = '%s'"
+                                       % (ch, model)) == 1, 3, msg="open circuit of %s recorded" % ch)
+            left = sql_int("SELECT TIMESTAMPDIFF(SECOND, NOW(3), open_until) FROM channel_health"
+                           " WHERE channel = '%s' AND model = '%s'" % (ch, model))
+            ok(lo <= left <= hi, "%s cools down until its reset (%d s left)" % (ch, left))
+    finally:
+        remove("treset-a", "treset-o")
