@@ -319,8 +319,11 @@ int zg_billing_replay_spool(zg_db *db, const zg_settings *cfg)
     return applied;
 }
 
-static const char SQL_PENDING[] = "SELECT request_id, hold_credits FROM usage_log WHERE status = 'pending'"
-                                  " AND created_at < NOW(3) - INTERVAL ? SECOND ORDER BY id LIMIT 1000";
+/* (a background image job settles its own row when it ends, however long it queued) */
+static const char SQL_PENDING[] = "SELECT request_id, hold_credits FROM usage_log u WHERE status = 'pending'"
+                                  " AND created_at < NOW(3) - INTERVAL ? SECOND AND NOT EXISTS (SELECT 1 FROM"
+                                  " image_jobs j WHERE j.request_id = u.request_id AND j.status IN ('queued',"
+                                  " 'in_progress')) ORDER BY id LIMIT 1000";
 
 struct pending {
     char ids[1000][41];

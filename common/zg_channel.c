@@ -71,6 +71,21 @@ static uint64_t fnv(const char *a, const char *b)
     return h ? h : 1;
 }
 
+bool zg_channel_failover_status(int status)
+{
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504 || status == 529 ||
+           status == 401 || status == 403;
+}
+
+int zg_channel_outcome(int status, bool unanswered)
+{
+    if (status == 401 || status == 403)
+        return ZG_CH_AUTH;
+    if (status == 429 || status >= 500 || unanswered)
+        return ZG_CH_FAIL;
+    return ZG_CH_OK;
+}
+
 int zg_channel_serves(const char *models, const char *model)
 {
     if (!models || !*models)

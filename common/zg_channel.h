@@ -15,6 +15,7 @@
  * upstream 401/403 disables a stored channel for everyone, with the reason. */
 #ifndef ZG_CHANNEL_H
 #define ZG_CHANNEL_H
+#include <stdbool.h>
 #include <stdint.h>
 #include "zg_config.h"
 #include "zg_db.h"
@@ -71,6 +72,13 @@ void zg_channel_end(zg_channel_try *rt);
 /* For the main thread, about every second: reload the channel table when its version moved, write
  * circuits this process opened or closed and channels it disabled, and read those opened elsewhere. */
 void zg_channel_upkeep(zg_db *db);
+
+/* Upstream answers that say "this account, not this request": another channel may serve it
+ * (429, 500, 502, 503, 504, 529, 401, 403). */
+bool zg_channel_failover_status(int status);
+/* The breaker's view of an attempt: ZG_CH_AUTH for 401/403, ZG_CH_FAIL for 429, a 5xx, or no
+ * answer at all (unanswered: refused, or timed out before any status), else ZG_CH_OK. */
+int zg_channel_outcome(int status, bool unanswered);
 
 /* Whether a channel serves a model: models is a comma list ("" = all). */
 int zg_channel_serves(const char *models, const char *model);

@@ -348,6 +348,9 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->total_timeout = 3600;
     s->ping_interval = 5;
     s->image_timeout = 600;
+    s->image_workers = 2;
+    s->image_keep_hours = 24;
+    s->image_reclaim_s = 30;
     s->hold_output_cap = 4096;
     s->hold_input_cap = 32768;
     s->reap_after = 0; /* derived below */
@@ -403,6 +406,9 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("upstream", "total_timeout", 1, 86400, s->total_timeout);
     GET_INT("upstream", "ping_interval", 1, 3600, s->ping_interval);
     GET_INT("upstream", "image_timeout", 1, 86400, s->image_timeout);
+    GET_INT("images", "workers", 0, 64, s->image_workers);
+    GET_INT("images", "keep_hours", 1, 8760, s->image_keep_hours);
+    GET_INT("images", "reclaim_after", 3, 3600, s->image_reclaim_s);
     GET_INT("billing", "hold_output_cap", 0, 10000000, s->hold_output_cap);
     GET_INT("billing", "hold_input_cap", 0, 100000000, s->hold_input_cap);
     GET_INT("billing", "reap_after", 60, 7 * 86400, s->reap_after);

@@ -46,6 +46,9 @@ typedef struct zg_settings {
     int log_level;
     /* [upstream] seconds */
     int connect_timeout, idle_timeout, total_timeout, ping_interval, image_timeout;
+    int image_workers;    /* [images] workers: background job runners per images process */
+    int image_keep_hours; /* [images] keep_hours: how long a background job's answer is kept */
+    int image_reclaim_s;  /* [images] reclaim_after: a job not renewed for this long is run again */
     /* [billing] */
     int64_t hold_output_cap;      /* output tokens a hold assumes (at most the stated cap) */
     int64_t hold_input_cap;       /* input tokens assumed by a hold at most */

@@ -79,3 +79,45 @@ int zg_keys_rename(zg_db *db, int64_t id, int64_t user_id, const char *name)
         return -1;
     return found(db, n, id, user_id);
 }
+
+static const char SQL_KEYS_EXPIRE[] = "UPDATE api_keys SET status = 'revoked', revoked_at = NOW(3)"
+                                      " WHERE expires_at <= NOW(3) AND status = 'active' LIMIT 1000";
+
+int zg_keys_expire(zg_db *db)
+{
+    int64_t n = 0;
+    if (zg_db_run(db, SQL_KEYS_EXPIRE, NULL, 0, NULL, NULL, &n) != 0)
+        return -1;
+    return (int)n;
+}
+
+static const char SQL_KEY_BROWSER[] =
+    "INSERT INTO api_keys (user_id, key_hash, prefix, name, kind, expires_at, session_hash)"
+    " VALUES (?, ?, ?, 'browser', 'browser', NOW(3) + INTERVAL ? SECOND, ?)";
+static const char SQL_KEY_EXPIRES[] = "SELECT id, FLOOR(UNIX_TIMESTAMP(expires_at)) FROM api_keys WHERE key_hash = ?";
+
+int zg_keys_create_browser(zg_db *db, int64_t user_id, const char *session_hash, int ttl_s,
+                           char key[ZG_KEY_LEN + 1], int64_t *id, int64_t *expires_at)
+{
+    char hash[65], prefix[ZG_KEY_PREFIX_LEN + 1];
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (zg_auth_generate(key, prefix) != 0)
+            return -2;
+        zg_auth_hash(key, strlen(key), hash);
+        zg_val p[] = {ZG_INT(user_id), ZG_STR(hash), ZG_STR(prefix), ZG_INT(ttl_s), ZG_STR(session_hash)};
+        if (zg_db_run(db, SQL_KEY_BROWSER, p, 5, NULL, NULL, NULL) == 0) {
+            int64_t v[2] = {0, 0};
+            zg_val q[] = {ZG_STR(hash)};
+            int rc = zg_db_run(db, SQL_KEY_EXPIRES, q, 1, zg_db_row_ints, &(zg_ints){v, 2}, NULL);
+            OPENSSL_cleanse(hash, sizeof hash);
+            *id = v[0];
+            *expires_at = v[1];
+            return rc == 0 ? 0 : -1;
+        }
+        if (zg_db_errno(db) != 1062)
+            break;
+    }
+    OPENSSL_cleanse(hash, sizeof hash);
+    OPENSSL_cleanse(key, ZG_KEY_LEN + 1);
+    return zg_db_errno(db) == 1062 ? -2 : -1;
+}

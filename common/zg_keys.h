@@ -22,5 +22,13 @@ int zg_keys_revoke(zg_db *db, int64_t id, int64_t user_id);
 int zg_keys_set_limit(zg_db *db, int64_t id, int64_t user_id, int64_t limit);
 /* Rename key id of user_id. 1 done, 0 not found, -1 database error. */
 int zg_keys_rename(zg_db *db, int64_t id, int64_t user_id, const char *name);
+/* Revoke keys whose expires_at has passed (at most 1000 a call), so that processes holding them in
+ * memory (leases) drop them within a second. The number revoked, or -1 on a database error. */
+int zg_keys_expire(zg_db *db);
+/* Mint a browser key for user_id's session (the SHA-256 of its token): kind 'browser', named
+ * "browser", expiring ttl_s seconds from now, revoked when the session ends (a trigger). Fills key
+ * (the caller wipes it), *id and *expires_at (unix seconds). 0, -1 database error, -2 RNG. */
+int zg_keys_create_browser(zg_db *db, int64_t user_id, const char *session_hash, int ttl_s,
+                           char key[ZG_KEY_LEN + 1], int64_t *id, int64_t *expires_at);
 
 #endif

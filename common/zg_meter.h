@@ -33,6 +33,10 @@ const char *zg_meter_mode(void);
  * settle it. A database failure is ZG_ADMIT_DB_ERROR, and whatever it may have committed is undone
  * (settled as abandoned at 0 credits, or spooled) before this returns. */
 int zg_meter_admit(zg_db *db, const zg_settings *cfg, const zg_meter_req *q, zg_admission *out, zg_ticket *t);
+/* Admit as zg_meter_admit, but always in the database (strict), whatever the mode: for work that
+ * another process may finish and settle (zg_billing_settle by its request id). */
+int zg_meter_admit_strict(zg_db *db, const zg_settings *cfg, const zg_meter_req *q, zg_admission *out,
+                          zg_ticket *t);
 /* Settle an admitted request exactly once. 0, or -1 when it could be neither written nor kept for a
  * later write (logged loudly). */
 int zg_meter_settle(zg_db *db, const zg_settings *cfg, const zg_meter_req *q, const zg_settlement *s,

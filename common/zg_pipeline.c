@@ -415,10 +415,22 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
                              .limit = limit_for(r->cfg, sf->rl_limit), .min_plan = c.model.min_plan, .hold = c.hold,
                              .surface = sf->name, .model = c.model.id,
                              .provider = zg_provider_name((zg_provider)c.provider)};
-    zg_meter_admit(r->db, r->cfg, &c.meter, &c.adm, &c.ticket);
+    bool bg = c.background && sf->enqueue;
+    if (bg)
+        zg_meter_admit_strict(r->db, r->cfg, &c.meter, &c.adm, &c.ticket);
+    else
+        zg_meter_admit(r->db, r->cfg, &c.meter, &c.adm, &c.ticket);
     if (admit_reply(&c) != 1)
         goto done;
     zg_auth_remember(c.key_hash, c.adm.who.user_id);
+    if (bg) {
+        if (sf->enqueue(&c) != 0) {
+            zg_billing_cancel(r->db, r->cfg, r->request_id);
+            zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; nothing was billed; retry "
+                                                "shortly");
+        }
+        goto done;
+    }
 
     /* Admitted: from here on the request is settled exactly once, whatever happens. */
     zg_upstream_out up;

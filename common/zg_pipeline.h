@@ -28,6 +28,7 @@ typedef struct zg_call {
     int64_t choices;           /* outputs generated at once (n, candidateCount); 0 = one */
     int64_t context_window;    /* widened by a request option (Anthropic's 1M beta); 0 = the model's */
     int64_t input_estimate;    /* tokens, from the body size */
+    bool background;           /* run in the background (the surface's enqueue hook), answered at once */
     char key_hash[65];
     zg_admission adm;
     zg_meter_req meter; /* what was admitted */
@@ -75,6 +76,10 @@ typedef struct zg_surface {
     int (*route)(zg_call *c, char *why, size_t whylen);
     /* Fill c->url, c->headers, c->send_body/len. 0, or -1 (answered 500). */
     int (*prepare)(zg_call *c);
+    /* Optional: for a request parse marked c->background, admitted in the database (never from a
+     * lease: another process may finish it), store it for the background and answer (202). 0, or
+     * -1 when it could not be stored (the admission is undone and 503 answered). */
+    int (*enqueue)(zg_call *c);
     /* Optional: return true to keep an upstream SSE event from the client (it is still metered). */
     bool (*hide_event)(zg_call *c, const char *event, size_t elen, const char *data, size_t dlen);
 } zg_surface;

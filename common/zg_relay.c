@@ -10,12 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Upstream answers that say "this account, not this request": another channel may serve it. */
-static bool failover_status(int status)
-{
-    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504 || status == 529 ||
-           status == 401 || status == 403;
-}
 
 static int relay_on(zg_call *c);
 
@@ -24,7 +18,7 @@ static int on_head(void *ctx, int status, const char *ctype)
     zg_call *c = ctx;
     zg_req *r = c->r;
     c->up_status = status;
-    if (c->can_retry && failover_status(status)) {
+    if (c->can_retry && zg_channel_failover_status(status)) {
         c->retry = true; /* nothing of this answer reaches the client: another channel is tried */
         return -1;
     }
@@ -180,13 +174,8 @@ static void attempt_reset(zg_call *c, size_t keep)
 /* The breaker's view of an attempt that ended with `up`. */
 static int outcome_of(const zg_call *c, const zg_upstream_out *up)
 {
-    if (c->up_status == 401 || c->up_status == 403)
-        return ZG_CH_AUTH;
-    if (c->up_status == 429 || c->up_status >= 500)
-        return ZG_CH_FAIL;
-    if (up->result == ZG_UP_CONNECT || (up->result == ZG_UP_TIMEOUT && !c->up_status))
-        return ZG_CH_FAIL;
-    return ZG_CH_OK;
+    return zg_channel_outcome(c->up_status,
+                              up->result == ZG_UP_CONNECT || (up->result == ZG_UP_TIMEOUT && !c->up_status));
 }
 
 void zg_relay_run(zg_call *c, zg_upstream_out *up)

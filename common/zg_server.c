@@ -1,4 +1,5 @@
 #include "zg_server.h"
+#include "zg_keys.h"
 #include "zg_gate.h"
 #include "zg_channel.h"
 #include "zg_clock.h"
@@ -246,6 +247,13 @@ static void usage(const char *name, FILE *f)
             name, zg_config_default_path());
 }
 
+static const zg_server_hooks *hooks;
+
+void zg_server_set_hooks(const zg_server_hooks *h)
+{
+    hooks = h;
+}
+
 int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int argc, char **argv)
 {
     const char *cfg_path = NULL, *listen_at = NULL;
@@ -345,6 +353,8 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
     zg_db *upkeep_db = zg_db_open(&settings);
     if (upkeep_db)
         zg_channel_upkeep(upkeep_db);
+    if (hooks && hooks->start)
+        hooks->start(&settings);
     spawn(idle);
     if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
         zg_error("no worker thread could start");
@@ -371,6 +381,11 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
         zg_meter_upkeep(&upkeep_db, &settings);
         if (upkeep_db)
             zg_conc_upkeep(upkeep_db, &settings);
+        /* keys past their expiry: revoked, so that leases holding them let go within a second */
+        if (upkeep_db && zg_keys_expire(upkeep_db) > 0)
+            zg_info("expired keys revoked");
+        if (hooks && hooks->upkeep)
+            hooks->upkeep(upkeep_db, &settings);
     }
     zg_info("signal %d: finishing in-flight requests", sig);
     __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
@@ -386,6 +401,8 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
         usleep(50 * 1000);
     }
     pthread_attr_destroy(&worker_attr);
+    if (hooks && hooks->stop)
+        hooks->stop(upkeep_db);
     if (upkeep_db)
         zg_conc_stop(upkeep_db);
     zg_db_free(upkeep_db);

@@ -16,6 +16,7 @@ static const zg_route routes[] = {
     {"POST", "/api/v1/account/keys", account_keys_create, -1},
     {"PATCH", "/api/v1/account/keys/*", account_keys_update, -1},
     {"DELETE", "/api/v1/account/keys/*", account_keys_revoke, -1},
+    {"POST", "/api/v1/account/chat-key", account_chat_key, -1},
     {"GET", "/api/v1/account/usage", account_usage, -1},
     {"GET", "/api/v1/account/usage.csv", account_usage_csv, -1},
     {"GET", "/api/v1/account/requests", account_requests, -1},

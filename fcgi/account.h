@@ -21,6 +21,8 @@ int account_keys_list(zg_req *r);
 int account_keys_create(zg_req *r);
 int account_keys_update(zg_req *r);
 int account_keys_revoke(zg_req *r);
+/* POST /api/v1/account/chat-key: a browser key for /chat, valid an hour, bound to the session. */
+int account_chat_key(zg_req *r);
 int account_usage(zg_req *r);
 int account_usage_csv(zg_req *r);
 int account_requests(zg_req *r);

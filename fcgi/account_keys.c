@@ -149,13 +149,38 @@ static json_object *key_json(char **v)
     json_object_object_add(o, "limit_credits", account_int_or_null(v[6]));
     json_object_object_add(o, "status", json_object_new_string(v[7] ? v[7] : ""));
     json_object_object_add(o, "revoked_at", account_time(v[8]));
+    json_object_object_add(o, "expires_at", account_time(v[9]));
+    /* an expired key is refused like a revoked one, and says so */
+    if (v[7] && strcmp(v[7], "active") == 0 && v[10] && strcmp(v[10], "1") == 0)
+        json_object_object_add(o, "status", json_object_new_string("expired"));
     return o;
 }
 
-#define KEY_COLS "id, name, prefix, created_at, last_used_at, spent, spend_limit, status, revoked_at"
-static const char SQL_KEYS[] = "SELECT " KEY_COLS " FROM api_keys WHERE user_id = ? ORDER BY id DESC";
-static const char SQL_KEY[] = "SELECT " KEY_COLS " FROM api_keys WHERE id = ? AND user_id = ?";
-static const char SQL_ACTIVE_KEYS[] = "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active'";
+/* The key manager's keys: the browser keys minted for /chat are not among them. */
+#define KEY_COLS                                                                                              \
+    "id, name, prefix, created_at, last_used_at, spent, spend_limit, status, revoked_at, expires_at,"         \
+    " expires_at IS NOT NULL AND expires_at <= NOW(3)"
+static const char SQL_KEYS[] = "SELECT " KEY_COLS " FROM api_keys WHERE user_id = ? AND kind = 'api' ORDER BY id DESC";
+static const char SQL_KEY[] = "SELECT " KEY_COLS " FROM api_keys WHERE id = ? AND user_id = ? AND kind = 'api'";
+static const char SQL_ACTIVE_KEYS[] =
+    "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active' AND kind = 'api'";
+static const char SQL_KEY_EXPIRY[] = "UPDATE api_keys SET expires_at = NOW(3) + INTERVAL ? DAY WHERE id = ?";
+
+/* "expires_in_days": absent or null (0 into *days), else an integer from 1 to 3650. 0, or -1
+ * answered 400. */
+static int expiry_days(zg_req *r, json_object *o, int64_t *days)
+{
+    json_object *v;
+    *days = 0;
+    if (!json_object_object_get_ex(o, "expires_in_days", &v) || !v)
+        return 0;
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 || json_object_get_int64(v) > 3650) {
+        zg_portal_bad(r, "expires_in_days", "expires_in_days: a whole number of days from 1 to 3650, or leave it out");
+        return -1;
+    }
+    *days = json_object_get_int64(v);
+    return 0;
+}
 
 /* One key of who as JSON, NULL when it is not theirs (or the database failed: *err). */
 static json_object *one_key(zg_req *r, int64_t id, int64_t user_id, bool *err)
@@ -195,7 +220,9 @@ int account_keys_create(zg_req *r)
     int rc = 0;
     const char *name;
     int64_t limit, active[1] = {0};
-    if (zg_portal_text(r, o, "name", ZG_KEY_NAME_MAX, &name) < 0 || zg_portal_usd(r, o, "limit_usd", &limit) < 0)
+    int64_t days;
+    if (zg_portal_text(r, o, "name", ZG_KEY_NAME_MAX, &name) < 0 || zg_portal_usd(r, o, "limit_usd", &limit) < 0 ||
+        expiry_days(r, o, &days) < 0)
         goto out;
     zg_val p[] = {ZG_INT(who.user_id)};
     if (zg_db_run(r->db, SQL_ACTIVE_KEYS, p, 1, zg_db_row_ints, &(zg_ints){active, 1}, NULL) != 0) {
@@ -213,6 +240,13 @@ int account_keys_create(zg_req *r)
     if (k != 0) {
         rc = k == -1 ? zg_portal_unavailable(r)
                      : zg_portal_fail(r, 500, "server_error", NULL, "no key could be made; try again");
+        goto out;
+    }
+    zg_val e[] = {ZG_INT(days), ZG_INT(id)};
+    if (days && zg_db_run(r->db, SQL_KEY_EXPIRY, e, 2, NULL, NULL, NULL) != 0) {
+        zg_keys_revoke(r->db, id, who.user_id); /* never a key that outlives what was asked */
+        OPENSSL_cleanse(key, sizeof key);
+        rc = zg_portal_unavailable(r);
         goto out;
     }
     bool err;
@@ -307,4 +341,28 @@ int account_keys_revoke(zg_req *r)
     if (k == 1)
         zg_info("account: user %lld revoked key %lld", (long long)who.user_id, (long long)id);
     return zg_portal_reply(r, 200, j);
+}
+
+/* ---- the browser key of /chat ------------------------------------------------------------------- */
+
+#define CHAT_KEY_TTL_S 3600
+
+int account_chat_key(zg_req *r)
+{
+    zg_account who;
+    if (zg_session_require(r, &who) != 0)
+        return 0;
+    char key[ZG_KEY_LEN + 1];
+    int64_t id = 0, expires = 0;
+    int k = zg_keys_create_browser(r->db, who.user_id, who.token_hash, CHAT_KEY_TTL_S, key, &id, &expires);
+    if (k != 0)
+        return k == -1 ? zg_portal_unavailable(r)
+                       : zg_portal_fail(r, 500, "server_error", NULL, "no key could be made; try again");
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "key", json_object_new_string(key));
+    OPENSSL_cleanse(key, sizeof key);
+    json_object_object_add(o, "expires_at", json_object_new_int64(expires));
+    json_object_object_add(o, "expires_in", json_object_new_int(CHAT_KEY_TTL_S));
+    zg_resp_header(r, "Cache-Control", "no-store");
+    return zg_portal_reply(r, 201, o);
 }

@@ -54,9 +54,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
   created_at    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   last_used_at  DATETIME(3) NULL,
   revoked_at    DATETIME(3) NULL,
+  kind          ENUM('api','browser') NOT NULL DEFAULT 'api',  -- browser: minted for /chat, never listed
+  expires_at    DATETIME(3) NULL,                       -- NULL = never; past = answered like a revoked key
+  session_hash  CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,  -- a browser key's session (revoked with it)
   UNIQUE KEY uq_keys_hash (key_hash),
   UNIQUE KEY uq_keys_prefix (prefix),
   KEY ix_keys_user (user_id),
+  KEY ix_keys_expires (expires_at),
+  KEY ix_keys_session (session_hash),
   CONSTRAINT fk_keys_user FOREIGN KEY (user_id) REFERENCES users(id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
@@ -250,6 +255,36 @@ CREATE TABLE IF NOT EXISTS lease_ops (
 -- A signed-in browser: the cookie carries the token, the table its SHA-256. A session ends when
 -- unused for [portal] session_idle_days (seen_at), at expires_at whatever its use, at sign-out,
 -- and when the password changes.
+-- Image generations run in the background ("background": true): admitted like any request (its
+-- pending usage row holds the credits, request_id), carried to the end by whichever images process
+-- claims the job (owner, renewed every few seconds while it runs; a job whose owner stopped renewing
+-- is claimed again), settled once, and kept until expires_at.
+CREATE TABLE IF NOT EXISTS image_jobs (
+  id            CHAR(28) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,  -- img_ + 24 hex
+  request_id    VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  user_id       BIGINT UNSIGNED NOT NULL,
+  key_id        BIGINT UNSIGNED NOT NULL,
+  plan_rank     TINYINT NOT NULL DEFAULT 1,              -- the user's plan at admission (channel routing)
+  model         VARCHAR(64) CHARACTER SET ascii NOT NULL,
+  status        ENUM('queued','in_progress','completed','failed') NOT NULL DEFAULT 'queued',
+  body          MEDIUMTEXT NOT NULL,                     -- the upstream request body
+  result        LONGTEXT NULL,                           -- the upstream answer (completed)
+  error         VARCHAR(512) NULL,                       -- why it failed (failed)
+  credits       BIGINT NULL,                             -- what it was billed (completed: per image)
+  owner         VARCHAR(160) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  renewed_at    DATETIME(3) NULL,
+  tries         INT NOT NULL DEFAULT 0,
+  created_at    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  started_at    DATETIME(3) NULL,
+  finished_at   DATETIME(3) NULL,
+  expires_at    DATETIME(3) NOT NULL,
+  UNIQUE KEY uq_image_jobs_request (request_id),
+  KEY ix_image_jobs_status (status, created_at),
+  KEY ix_image_jobs_owner (owner),
+  KEY ix_image_jobs_user (user_id),
+  KEY ix_image_jobs_expires (expires_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE TABLE IF NOT EXISTS sessions (
   token_hash  CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
   user_id     BIGINT UNSIGNED NOT NULL,
@@ -473,6 +508,23 @@ CREATE OR REPLACE TRIGGER trg_users_upd AFTER UPDATE ON users FOR EACH ROW
     UPDATE catalog_version SET version = version + 1 WHERE id = 2;
   END IF //
 
+-- The key lookup, the one place that says which keys work: the id of the active, unexpired key with
+-- this hash whose user is active; NULL for any other.
+CREATE OR REPLACE FUNCTION zg_key_find(p_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin) RETURNS BIGINT UNSIGNED
+  READS SQL DATA
+BEGIN
+  DECLARE v BIGINT UNSIGNED DEFAULT NULL;
+  SELECT k.id INTO v FROM api_keys k JOIN users u ON u.id = k.user_id
+   WHERE k.key_hash = p_hash AND k.status = 'active' AND u.status = 'active'
+     AND (k.expires_at IS NULL OR k.expires_at > NOW(3));
+  RETURN v;
+END //
+
+-- A session that ends (sign-out, a password change, expiry) takes its browser keys with it.
+CREATE OR REPLACE TRIGGER trg_sessions_del AFTER DELETE ON sessions FOR EACH ROW
+  UPDATE api_keys SET status = 'revoked', revoked_at = NOW(3)
+   WHERE session_hash = OLD.token_hash AND status = 'active' //
+
 -- Plan rank of a user: the highest plan among lots with credits left (1 pro, 2 max, 3 enterprise; 0 none).
 CREATE OR REPLACE FUNCTION zg_plan_rank(p_user BIGINT UNSIGNED) RETURNS INT
   READS SQL DATA
@@ -488,9 +540,8 @@ CREATE OR REPLACE PROCEDURE zg_auth(IN p_hash CHAR(64) CHARACTER SET ascii COLLA
 BEGIN
   DECLARE v_user BIGINT UNSIGNED DEFAULT NULL;
   DECLARE v_key BIGINT UNSIGNED DEFAULT NULL;
-  SELECT k.id, k.user_id INTO v_key, v_user
-    FROM api_keys k JOIN users u ON u.id = k.user_id
-   WHERE k.key_hash = p_hash AND k.status = 'active' AND u.status = 'active';
+  SET v_key = zg_key_find(p_hash);
+  SELECT user_id INTO v_user FROM api_keys WHERE id = v_key;
   IF v_key IS NULL THEN
     SELECT 401 AS code, 0 AS user_id, 0 AS key_id, 0 AS plan_rank;
   ELSE
@@ -519,9 +570,8 @@ proc: BEGIN
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
 
   SET v_win = UNIX_TIMESTAMP() DIV 3600 * 3600;
-  SELECT k.id, k.user_id INTO v_key, v_user
-    FROM api_keys k JOIN users u ON u.id = k.user_id
-   WHERE k.key_hash = p_hash AND k.status = 'active' AND u.status = 'active';
+  SET v_key = zg_key_find(p_hash);
+  SELECT user_id INTO v_user FROM api_keys WHERE id = v_key;
   IF v_key IS NULL THEN
     SELECT 401 AS code, 0 AS user_id, 0 AS key_id, 0 AS plan_rank, p_limit AS rl_limit,
            0 AS rl_used, v_win + 3600 AS rl_reset;
@@ -922,9 +972,8 @@ proc: BEGIN
     LEAVE proc;
   END IF;
   START TRANSACTION;
-  SELECT k.id, k.user_id INTO v_key, v_user
-    FROM api_keys k JOIN users u ON u.id = k.user_id
-   WHERE k.key_hash = p_hash AND k.status = 'active' AND u.status = 'active';
+  SET v_key = zg_key_find(p_hash);
+  SELECT user_id INTO v_user FROM api_keys WHERE id = v_key;
   IF v_key IS NOT NULL THEN
     -- rows are locked user first, then key, everywhere money moves: no deadlocks between them
     SELECT balance - held INTO v_free FROM users WHERE id = v_user FOR UPDATE;

@@ -12,6 +12,7 @@ const LINKS = `
   <a class="brand" href="/">zenn-gateway</a>
   <a href="/pricing">Pricing</a>
   <a href="/docs">Docs</a>
+  <a href="/chat" data-when="in" hidden>Chat</a>
   <a href="/manage-api-keys" data-when="in" hidden>API keys</a>
   <a href="/usage" data-when="in" hidden>Usage</a>
   <a href="/checkout" data-when="in" hidden>Top up</a>
