@@ -2,10 +2,11 @@
 // but the usual usage rows). Images are kept as their job ids: the gateway keeps the pictures for a
 // day and the page fetches them again.
 
-const KEY = "zenn-chat-v1";
 const MAX_CONVERSATIONS = 100;
+let KEY = null; // per account: people sharing a browser never see each other's conversations
 
 function load() {
+  if (!KEY) return { conversations: [], current: null, model: null };
   try {
     const v = JSON.parse(localStorage.getItem(KEY) || "null");
     if (v && Array.isArray(v.conversations)) return v;
@@ -17,7 +18,14 @@ function load() {
 
 let state = load();
 
+// Use the conversations of the account signed in as email (before anything else).
+export function open(email) {
+  KEY = "zenn-chat-v1:" + email;
+  state = load();
+}
+
 function save() {
+  if (!KEY) return;
   state.conversations.sort((a, b) => b.updated - a.updated);
   state.conversations.length = Math.min(state.conversations.length, MAX_CONVERSATIONS);
   for (;;) {

@@ -116,7 +116,7 @@ function fill(el, msg) {
     body.append(...markdown(msg.content).childNodes);
   }
   el.querySelector(".meta")?.remove();
-  if (msg.role === "assistant" && !msg.error && (msg.model || msg.cost != null)) {
+  if (msg.role === "assistant" && !msg.error && (msg.model || msg.cost != null || msg.stopped)) {
     const meta = document.createElement("div");
     meta.className = "meta";
     const m = document.createElement("span");
@@ -125,8 +125,14 @@ function fill(el, msg) {
     if (msg.cost != null) {
       const c = document.createElement("span");
       c.className = "cost";
-      c.textContent = "Cost " + usd(msg.cost) + (msg.stopped ? " (stopped)" : "");
+      c.textContent = "Cost " + usd(msg.cost);
       meta.append(c);
+    }
+    if (msg.stopped) {
+      const st = document.createElement("span");
+      st.textContent = msg.kind === "image" ? "stopped waiting (the image is still made and billed)"
+        : "stopped: billed for what was generated (see Usage)";
+      meta.append(st);
     }
     el.append(meta);
   }
@@ -294,6 +300,7 @@ function note() {
 async function main() {
   const me = await requireSignIn();
   if (!me) return;
+  store.open(me.email);
   try {
     await loadModels(me);
   } catch (e) {
