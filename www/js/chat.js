@@ -61,7 +61,7 @@ function markdown(text) {
 // Plain words for an error, with what to do about it.
 function explain(e) {
   const s = e.status;
-  if (s === 402) return { text: `${e.message}. Top up to continue.`, link: ["/checkout", "Top up"] };
+  if (s === 402) return { text: e.message, link: ["/checkout", "Top up"] };
   if (s === 403) return { text: `${e.message}. Pick another model, or upgrade your plan.`, link: ["/pricing", "See plans"] };
   if (s === 429) return { text: `Too many requests right now${e.retryAfter ? `; try again in ${e.retryAfter} s` : "; wait a moment and try again"}. (${e.message})` };
   if (s === 503) return { text: `Not available right now: ${e.message}` };
