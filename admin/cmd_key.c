@@ -34,8 +34,9 @@ int cmd_key_create(app *a, const args *g)
     return rc;
 }
 
-static const char SQL_KEY_LIST[] = "SELECT prefix, name, status, spend_limit, spent, held, created_at, last_used_at,"
-                                   " revoked_at FROM api_keys WHERE user_id = ? ORDER BY id";
+static const char SQL_KEY_LIST[] = "SELECT prefix, name, IF(status = 'active' AND expires_at <= NOW(3), 'expired', status),"
+                                   " spend_limit, spent, held, created_at, last_used_at, revoked_at, kind, expires_at"
+                                   " FROM api_keys WHERE user_id = ? ORDER BY id";
 
 int cmd_key_list(app *a, const args *g)
 {
@@ -51,6 +52,8 @@ int cmd_key_list(app *a, const args *g)
         {6, C_TIME, "created_at", "CREATED", NULL},
         {7, C_TIME, "last_used_at", "LAST USED", "never"},
         {8, C_TIME, "revoked_at", NULL, NULL},
+        {9, C_STR, "kind", "KIND", NULL},
+        {10, C_TIME, "expires_at", "EXPIRES", "never"},
     };
     const char *email = g->pos[0];
     if (!app_db(a, g))
@@ -64,9 +67,9 @@ int cmd_key_list(app *a, const args *g)
     if (query(a, SQL_KEY_LIST, p, 1, &r, NULL) != 0)
         return db_fail(a, g, "listing keys");
     if (opt(g, "json"))
-        j_print(rows_json(&r, cols, 11));
+        j_print(rows_json(&r, cols, 13));
     else
-        rows_table(&r, cols, 11, "");
+        rows_table(&r, cols, 13, "");
     rs_free(&r);
     return RC_OK;
 }
