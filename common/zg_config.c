@@ -389,6 +389,11 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
         zg_config_str(c, "database", "name", s->db_name, sizeof s->db_name, err, errlen))
         return -1;
     GET_INT("database", "port", 1, 65535, s->db_port);
+    const char *hosts = zg_config_get(c, "database", "hosts", NULL);
+    if (getenv("ZENN_DB_HOSTS"))
+        hosts = getenv("ZENN_DB_HOSTS");
+    if (hosts && zg_config_db_hosts(s, hosts, err, errlen) != 0)
+        return -1;
     GET_INT("database", "timeout", 1, 3600, s->db_timeout);
     GET_INT("database", "connections", 1, 256, s->db_connections);
     GET_INT("server", "threads", 1, 65536, s->threads);

@@ -37,6 +37,11 @@ typedef struct zg_settings {
     char db_host[256], db_socket[512], db_user[128], db_password[256], db_name[128];
     int db_port;
     int db_timeout; /* seconds a statement may take to answer (read/write timeout) */
+    /* [database] hosts: database servers tried in order on connect failure ("host:port" or a
+     * socket path); when set, host, port and socket are not used */
+#define ZG_DB_HOSTS_MAX 8
+    char db_hosts[ZG_DB_HOSTS_MAX][512];
+    int db_nhosts;
     int db_connections; /* the most connections a program process opens */
     /* [server] */
     int threads;        /* [server] threads: the most requests a process serves at once */
@@ -136,5 +141,12 @@ int zg_settings_load(zg_settings *s, const char *path, char *err, size_t errlen)
  * NULL) and ZENN_STRIPE_API_BASE / _SECRET_KEY / _WEBHOOK_SECRET. Called by zg_settings_from. 0 or -1
  * with a message in err. */
 int zg_settings_pay(zg_settings *s, const zg_config *c, char *err, size_t errlen);
+
+/* One entry of [database] hosts: "host", "host:port" (port 1-65535; default def_port; an IPv6
+ * address in brackets: "[::1]:3306") or an absolute socket path. Fills host/port or sock (the other empty). 0, or -1 when malformed. */
+int zg_config_db_addr(const char *entry, int def_port, char *host, size_t hostcap, int *port, char *sock,
+                      size_t sockcap);
+/* Parse a [database] hosts comma list into s->db_hosts, checking each entry. 0, or -1 with err. */
+int zg_config_db_hosts(zg_settings *s, const char *list, char *err, size_t errlen);
 
 #endif

@@ -223,19 +223,15 @@ int zg_db_connect(zg_db *db)
     return rc;
 }
 
-static int connect_direct(zg_db *db)
+/* Open db->my to one server (sock, else host:port). 0, or -1 with the error set. */
+static int open_server(zg_db *db, const char *host, int port, const char *sock, unsigned io_timeout)
 {
-    if (db->connected)
-        return 0;
-    disconnect(db);
     db->my = mysql_init(NULL);
     if (!db->my) {
         set_err(db, CR_OUT_OF_MEMORY, "out of memory");
         return -1;
     }
     unsigned timeout = 5;
-    /* a database that stops answering turns into an error within db_timeout, never a hang */
-    unsigned io_timeout = db->cfg->db_timeout > 0 ? (unsigned)db->cfg->db_timeout : 5;
     my_bool reconnect = 0;
     mysql_optionsv(db->my, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
     mysql_optionsv(db->my, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
@@ -243,15 +239,64 @@ static int connect_direct(zg_db *db)
     mysql_optionsv(db->my, MYSQL_OPT_RECONNECT, &reconnect);
     mysql_optionsv(db->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     const zg_settings *s = db->cfg;
-    const char *sock = s->db_socket[0] ? s->db_socket : NULL;
-    const char *host = sock ? "localhost" : s->db_host;
-    if (!mysql_real_connect(db->my, host, s->db_user, s->db_password[0] ? s->db_password : NULL, s->db_name,
-                            (unsigned)s->db_port, sock, CLIENT_MULTI_RESULTS | CLIENT_MULTI_STATEMENTS)) {
+    if (!mysql_real_connect(db->my, sock ? "localhost" : host, s->db_user, s->db_password[0] ? s->db_password : NULL,
+                            s->db_name, (unsigned)port, sock, CLIENT_MULTI_RESULTS | CLIENT_MULTI_STATEMENTS)) {
         set_err(db, mysql_errno(db->my), mysql_error(db->my));
         mysql_close(db->my);
         db->my = NULL;
         return -1;
     }
+    return 0;
+}
+
+/* [database] hosts: until when (monotonic ms) a server that refused a connection is tried last. */
+#define HOST_DOWN_MS 10000
+static int64_t host_down_until[ZG_DB_HOSTS_MAX];
+static pthread_mutex_t hosts_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Connect to the first server of [database] hosts that answers: in order, those that failed in the
+ * last HOST_DOWN_MS after the others. 0, or -1 with the last error set. */
+static int open_listed(zg_db *db, unsigned io_timeout)
+{
+    const zg_settings *s = db->cfg;
+    int64_t now = zg_clock_ms();
+    int order[ZG_DB_HOSTS_MAX], n = 0;
+    pthread_mutex_lock(&hosts_mu);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < s->db_nhosts; i++)
+            if ((host_down_until[i] > now) == (pass == 1))
+                order[n++] = i;
+    pthread_mutex_unlock(&hosts_mu);
+    for (int k = 0; k < n; k++) {
+        int i = order[k], port;
+        char host[256], sock[512];
+        if (zg_config_db_addr(s->db_hosts[i], s->db_port, host, sizeof host, &port, sock, sizeof sock) != 0)
+            continue;
+        int rc = open_server(db, host, port, sock[0] ? sock : NULL, io_timeout);
+        pthread_mutex_lock(&hosts_mu);
+        host_down_until[i] = rc == 0 ? 0 : zg_clock_ms() + HOST_DOWN_MS;
+        pthread_mutex_unlock(&hosts_mu);
+        if (rc == 0)
+            return 0;
+        if (k + 1 < n)
+            zg_warn("database %s: %s; trying %s", s->db_hosts[i], db->err, s->db_hosts[order[k + 1]]);
+    }
+    return -1;
+}
+
+static int connect_direct(zg_db *db)
+{
+    if (db->connected)
+        return 0;
+    disconnect(db);
+    /* a database that stops answering turns into an error within db_timeout, never a hang */
+    unsigned io_timeout = db->cfg->db_timeout > 0 ? (unsigned)db->cfg->db_timeout : 5;
+    const zg_settings *s = db->cfg;
+    int rc = s->db_nhosts > 0 ? open_listed(db, io_timeout)
+                              : open_server(db, s->db_host, s->db_port, s->db_socket[0] ? s->db_socket : NULL,
+                                            io_timeout);
+    if (rc != 0)
+        return -1;
     /* a lock wait ends (error 1205, retried) before the client's read timeout would leave a
      * statement running on the server without anyone waiting for its answer */
     /* UTC: DATETIME defaults (usage_log.created_at) and the rollups' days are UTC dates */

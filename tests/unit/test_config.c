@@ -204,6 +204,36 @@ int main(void)
        "plans and invoice from the file");
     unsetenv("ZENN_STRIPE_SECRET_KEY");
     zg_config_free(c);
+    /* [database] hosts: tried in order on connect failure */
+    c = parse("[database]\nport = 3307\nhosts = db1:3306, db2 ,/run/mysqld/mysqld.sock,[::1]:4000\n", err, sizeof err);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "a hosts list loads (%s)", err);
+    is_int(s.db_nhosts, 4, "four entries");
+    is_str(s.db_hosts[1], "db2", "blanks trimmed");
+    zg_config_free(c);
+    char host[256], sock[512];
+    int port;
+    ok(zg_config_db_addr("db1:3306", 3307, host, sizeof host, &port, sock, sizeof sock) == 0 &&
+           strcmp(host, "db1") == 0 && port == 3306 && !sock[0], "host:port");
+    ok(zg_config_db_addr("db2", 3307, host, sizeof host, &port, sock, sizeof sock) == 0 && port == 3307,
+       "a host alone takes [database] port");
+    ok(zg_config_db_addr("/run/mysqld/mysqld.sock", 3307, host, sizeof host, &port, sock, sizeof sock) == 0 &&
+           !host[0] && strcmp(sock, "/run/mysqld/mysqld.sock") == 0, "a socket path");
+    ok(zg_config_db_addr("[::1]:4000", 3307, host, sizeof host, &port, sock, sizeof sock) == 0 &&
+           strcmp(host, "::1") == 0 && port == 4000, "an IPv6 address in brackets");
+    static const char *const bad_hosts[] = {"db:0", "db:65536", "db:x", ":3306", "d b:1", "::1:3306", "[]:1"};
+    for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++)
+        is_int(zg_config_db_addr(bad_hosts[i], 3306, host, sizeof host, &port, sock, sizeof sock), -1,
+               "bad entry %s", bad_hosts[i]);
+    c = parse("[database]\nhosts = a, b:70000\n", err, sizeof err);
+    ok(zg_settings_from(&s, c, err, sizeof err) == -1 && strstr(err, "b:70000"), "a bad entry is named (%s)", err);
+    zg_config_free(c);
+    c = parse("[database]\nhosts = a,b,c,d,e,f,g,h,i\n", err, sizeof err);
+    ok(zg_settings_from(&s, c, err, sizeof err) == -1 && strstr(err, "at most 8"), "at most 8 (%s)", err);
+    zg_config_free(c);
+    setenv("ZENN_DB_HOSTS", "x:1,y:2", 1);
+    is_int(zg_settings_from(&s, NULL, err, sizeof err), 0, "ZENN_DB_HOSTS loads");
+    ok(s.db_nhosts == 2 && strcmp(s.db_hosts[1], "y:2") == 0, "from the environment");
+    unsetenv("ZENN_DB_HOSTS");
     is_int(zg_provider_parse("zhipu"), ZG_PROV_ZHIPU, "provider by name");
     is_int(zg_provider_parse("nope"), -1, "unknown provider");
     return tap_done();
