@@ -19,7 +19,7 @@ int cmd_key_create(app *a, const args *g)
         return rc;
     char key[ZG_KEY_LEN + 1], prefix[ZG_KEY_PREFIX_LEN + 1];
     int64_t id = 0;
-    int k = zg_keys_create(a->db, uid, name ? name : "", limit, key, prefix, &id);
+    int k = zg_keys_create(a->db, uid, name ? name : "", limit, 0, key, prefix, &id);
     rc = k == 0 ? RC_OK : RC_FAIL;
     if (k == -1)
         db_fail(a, g, "storing the key");

@@ -8,12 +8,13 @@
 
 #define ZG_KEY_NAME_MAX 100
 
-/* Create a key for user_id named name ("" allowed) with a spend limit in credits (-1 = none):
- * draws a new key until its prefix is unused, stores its hash. Fills key (shown once), prefix and
- * *id. 0; -1 on a database error (zg_db_error); -2 when the RNG failed or no unused prefix was
- * drawn. The caller wipes key after use. */
-int zg_keys_create(zg_db *db, int64_t user_id, const char *name, int64_t limit, char key[ZG_KEY_LEN + 1],
-                   char prefix[ZG_KEY_PREFIX_LEN + 1], int64_t *id);
+/* Create a key for user_id named name ("" allowed) with a spend limit in credits (-1 = none),
+ * expiring expires_s seconds from now (0 = never): draws a new key until its prefix is unused,
+ * stores its hash. Fills key (shown once), prefix and *id. 0; -1 on a database error
+ * (zg_db_error); -2 when the RNG failed or no unused prefix was drawn. The caller wipes key after
+ * use. */
+int zg_keys_create(zg_db *db, int64_t user_id, const char *name, int64_t limit, int64_t expires_s,
+                   char key[ZG_KEY_LEN + 1], char prefix[ZG_KEY_PREFIX_LEN + 1], int64_t *id);
 /* Revoke key id (of user_id when user_id > 0). 1 revoked now, 0 already revoked or not found, -1
  * on a database error. The key stops working at once (the access version trigger). */
 int zg_keys_revoke(zg_db *db, int64_t id, int64_t user_id);

@@ -150,21 +150,18 @@ static json_object *key_json(char **v)
     json_object_object_add(o, "status", json_object_new_string(v[7] ? v[7] : ""));
     json_object_object_add(o, "revoked_at", account_time(v[8]));
     json_object_object_add(o, "expires_at", account_time(v[9]));
-    /* an expired key is refused like a revoked one, and says so */
-    if (v[7] && strcmp(v[7], "active") == 0 && v[10] && strcmp(v[10], "1") == 0)
-        json_object_object_add(o, "status", json_object_new_string("expired"));
     return o;
 }
 
 /* The key manager's keys: the browser keys minted for /chat are not among them. */
+/* (an expired key is refused like a revoked one, and is shown as expired, as zenn-admin key list does) */
 #define KEY_COLS                                                                                              \
-    "id, name, prefix, created_at, last_used_at, spent, spend_limit, status, revoked_at, expires_at,"         \
-    " expires_at IS NOT NULL AND expires_at <= NOW(3)"
+    "id, name, prefix, created_at, last_used_at, spent, spend_limit,"                                        \
+    " IF(status = 'active' AND expires_at <= NOW(3), 'expired', status), revoked_at, expires_at"
 static const char SQL_KEYS[] = "SELECT " KEY_COLS " FROM api_keys WHERE user_id = ? AND kind = 'api' ORDER BY id DESC";
 static const char SQL_KEY[] = "SELECT " KEY_COLS " FROM api_keys WHERE id = ? AND user_id = ? AND kind = 'api'";
 static const char SQL_ACTIVE_KEYS[] =
     "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND status = 'active' AND kind = 'api'";
-static const char SQL_KEY_EXPIRY[] = "UPDATE api_keys SET expires_at = NOW(3) + INTERVAL ? DAY WHERE id = ?";
 
 /* "expires_in_days": absent or null (0 into *days), else an integer from 1 to 3650. 0, or -1
  * answered 400. */
@@ -236,17 +233,10 @@ int account_keys_create(zg_req *r)
     }
     char key[ZG_KEY_LEN + 1], prefix[ZG_KEY_PREFIX_LEN + 1];
     int64_t id = 0;
-    int k = zg_keys_create(r->db, who.user_id, name ? name : "", limit, key, prefix, &id);
+    int k = zg_keys_create(r->db, who.user_id, name ? name : "", limit, days * 86400, key, prefix, &id);
     if (k != 0) {
         rc = k == -1 ? zg_portal_unavailable(r)
                      : zg_portal_fail(r, 500, "server_error", NULL, "no key could be made; try again");
-        goto out;
-    }
-    zg_val e[] = {ZG_INT(days), ZG_INT(id)};
-    if (days && zg_db_run(r->db, SQL_KEY_EXPIRY, e, 2, NULL, NULL, NULL) != 0) {
-        zg_keys_revoke(r->db, id, who.user_id); /* never a key that outlives what was asked */
-        OPENSSL_cleanse(key, sizeof key);
-        rc = zg_portal_unavailable(r);
         goto out;
     }
     bool err;
