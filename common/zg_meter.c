@@ -22,9 +22,14 @@ static int strict_admit(zg_db *db, const zg_settings *cfg, const zg_meter_req *q
     memset(t, 0, sizeof *t);
     t->mode = ZG_BILLING_STRICT;
     t->hold = q->hold;
-    int code = zg_billing_admit(db, q->key_hash, q->request_id, q->group, q->limit, q->min_plan, q->hold,
-                                q->surface, q->model, q->provider, out);
-    if (code == ZG_ADMIT_RECALLED) /* only leases hold slices to recall: none in this mode */
+    int code = ZG_ADMIT_RECALLED;
+    /* only leases hold slices of the hour's requests: processes in lease mode may share the
+     * database (and zg_meter_admit_strict runs in lease mode); a refusal that recalled them is
+     * asked again */
+    for (int i = 0; i < 3 && code == ZG_ADMIT_RECALLED; i++)
+        code = zg_billing_admit(db, q->key_hash, q->request_id, q->group, q->limit, q->min_plan, q->hold, q->surface,
+                                q->model, q->provider, out);
+    if (code == ZG_ADMIT_RECALLED)
         code = out->code = ZG_ADMIT_RATE;
     if (code == ZG_ADMIT_DB_ERROR && q->hold > 0)
         zg_billing_cancel(db, cfg, q->request_id); /* it may have committed before the failure */
@@ -94,20 +99,7 @@ int zg_meter_admit(zg_db *db, const zg_settings *cfg, const zg_meter_req *q, zg_
 
 int zg_meter_admit_strict(zg_db *db, const zg_settings *cfg, const zg_meter_req *q, zg_admission *out, zg_ticket *t)
 {
-    memset(t, 0, sizeof *t);
-    t->mode = ZG_BILLING_STRICT;
-    t->hold = q->hold;
-    int code = ZG_ADMIT_RECALLED;
-    /* in lease mode other processes may hold unused slices of the hour's requests: a refusal that
-     * recalled them is asked again */
-    for (int i = 0; i < 3 && code == ZG_ADMIT_RECALLED; i++)
-        code = zg_billing_admit(db, q->key_hash, q->request_id, q->group, q->limit, q->min_plan, q->hold, q->surface,
-                                q->model, q->provider, out);
-    if (code == ZG_ADMIT_RECALLED)
-        code = out->code = ZG_ADMIT_RATE;
-    if (code == ZG_ADMIT_DB_ERROR && q->hold > 0)
-        zg_billing_cancel(db, cfg, q->request_id); /* it may have committed before the failure */
-    return code;
+    return strict_admit(db, cfg, q, out, t);
 }
 
 int zg_meter_settle(zg_db *db, const zg_settings *cfg, const zg_meter_req *q, const zg_settlement *s,
