@@ -217,6 +217,7 @@ void zg_channel_begin(zg_channel_try *rt, int provider, const char *model, int p
     snprintf(rt->model, sizeof rt->model, "%s", model);
     rt->plan = plan;
     rt->slot = -1;
+    rt->t0_ms = zg_clock_ms();
     snprintf(rt->key_hash, sizeof rt->key_hash, "%s", key_hash ? key_hash : "");
 }
 
@@ -349,6 +350,11 @@ static int candidates(const zg_channel_try *rt, const zg_channel *def, int64_t n
 int zg_channel_remaining(const zg_channel_try *rt)
 {
     return rt->left;
+}
+
+bool zg_channel_may_retry(const zg_channel_try *rt, const zg_settings *cfg, int attempts)
+{
+    return attempts < cfg->max_attempts && zg_clock_ms() - rt->t0_ms < cfg->failover_budget_ms && rt->left > 0;
 }
 
 static int channel_next(zg_channel_try *rt, const zg_settings *cfg, zg_channel *out, int wait_ms);

@@ -45,6 +45,7 @@ typedef struct zg_channel_try {
     int probing;      /* it is the half-open probe of that channel */
     int slot;         /* the host-wide slot of that channel it holds (zg_slots), -1 none */
     int left;         /* untried channels that could take the request, as of the last pick */
+    int64_t t0_ms;    /* when routing began (zg_clock_ms): the failover budget counts from here */
 } zg_channel_try;
 
 /* Start routing a request for model (catalog id) of provider, for a user of plan rank `plan`. */
@@ -61,6 +62,9 @@ int zg_channel_waiting(void);
 /* How many untried channels could take the request, as zg_channel_next saw them when it picked
  * the last one (another attempt is worth making). */
 int zg_channel_remaining(const zg_channel_try *rt);
+/* Whether another attempt may follow one that fails before answering: fewer than [routing]
+ * max_attempts made, within failover_budget_ms of zg_channel_begin, and a channel left to try. */
+bool zg_channel_may_retry(const zg_channel_try *rt, const zg_settings *cfg, int attempts);
 /* Report how the attempt on ch ended (ZG_CH_*); retry_after_s > 0 is how long the upstream asked
  * to wait; reason is for the logs and, for ZG_CH_AUTH, the channel's disabled reason. Releases the
  * attempt's in-flight count. */

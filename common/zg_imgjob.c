@@ -5,7 +5,6 @@
 #include "zg_buf.h"
 #include "zg_catalog.h"
 #include "zg_channel.h"
-#include "zg_clock.h"
 #include "zg_log.h"
 #include "zg_upstream.h"
 #include "zg_usage.h"
@@ -49,6 +48,23 @@ static const char SQL_EXPIRED[] = "DELETE FROM image_jobs WHERE expires_at < NOW
 static const char SQL_SHOW[] =
     "SELECT id, status, FLOOR(UNIX_TIMESTAMP(created_at)), model, result, error, credits FROM image_jobs"
     " WHERE id = ? AND user_id = ? AND expires_at > NOW(3)";
+
+int zg_imgjob_upstream(const zg_provider_conf *pc, char *url, size_t cap, struct curl_slist **headers)
+{
+    char bearer[600];
+    int n = snprintf(url, cap, "%s/images/generations", pc->base_url);
+    int b = snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", pc->api_key);
+    if (n < 0 || (size_t)n >= cap || b < 0 || (size_t)b >= sizeof bearer || strpbrk(pc->api_key, "\r\n"))
+        return -1;
+    const char *lines[] = {bearer, "content-type: application/json", "Expect:"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        struct curl_slist *h = curl_slist_append(*headers, lines[i]);
+        if (!h)
+            return -1;
+        *headers = h;
+    }
+    return 0;
+}
 
 /* ---- storing and showing ------------------------------------------------------------------------ */
 
@@ -235,13 +251,11 @@ static void run(zg_db *db, const zg_settings *cfg, struct job *j, const char *ow
     if (j->tries > MAX_TRIES) {
         snprintf(err, sizeof err, "the job was interrupted %d times; nothing was billed", (int)j->tries - 1);
         s.end_reason = "abandoned";
-        zg_billing_settle(db, cfg, j->request_id, &s, NULL);
-        finish(db, cfg, j, owner, "failed", NULL, 0, err, 0);
-        return;
-    }
-    if (zg_catalog_refresh(db) != 0 || zg_catalog_find(j->model, strlen(j->model), &m) != 0) {
+    } else if (zg_catalog_refresh(db) != 0 || zg_catalog_find(j->model, strlen(j->model), &m) != 0) {
         zg_warn("image job %s: model %s unknown now", j->id, j->model);
         snprintf(err, sizeof err, "the model %s is not served any more; nothing was billed", j->model);
+    }
+    if (err[0]) { /* it never reached an upstream: settled at nothing */
         zg_billing_settle(db, cfg, j->request_id, &s, NULL);
         finish(db, cfg, j, owner, "failed", NULL, 0, err, 0);
         return;
@@ -255,15 +269,17 @@ static void run(zg_db *db, const zg_settings *cfg, struct job *j, const char *ow
     memset(&up, 0, sizeof up);
     up.result = ZG_UP_CONNECT;
     int attempts = 0;
-    int64_t t0 = zg_clock_ms();
     while (!atomic_load(&stopping) && zg_channel_next_wait(&rt, cfg, &ch) == 0) {
         attempts++;
-        char url[1100], bearer[600];
-        snprintf(url, sizeof url, "%s/images/generations", ch.conf.base_url);
-        snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", ch.conf.api_key);
-        struct curl_slist *h = curl_slist_append(NULL, bearer);
-        h = curl_slist_append(h, "content-type: application/json");
-        h = curl_slist_append(h, "Expect:");
+        char url[1536];
+        struct curl_slist *h = NULL;
+        if (zg_imgjob_upstream(&ch.conf, url, sizeof url, &h) != 0) {
+            curl_slist_free_all(h);
+            up.result = ZG_UP_CONNECT; /* unreached */
+            k.status = 0;
+            snprintf(up.error, sizeof up.error, "the request for channel %s could not be built", ch.name);
+            break;
+        }
         zg_buf_reset(&k.body);
         k.status = 0;
         k.too_big = false;
@@ -282,8 +298,7 @@ static void run(zg_db *db, const zg_settings *cfg, struct job *j, const char *ow
             snprintf(why, sizeof why, "%.60s", up.error);
         zg_channel_result(&rt, cfg, &ch, zg_channel_outcome(k.status, unanswered), up.retry_after_s, why);
         bool again = (up.result == ZG_UP_CONNECT || (up.result == ZG_UP_OK && zg_channel_failover_status(k.status))) &&
-                     attempts < cfg->max_attempts && zg_clock_ms() - t0 < cfg->failover_budget_ms &&
-                     zg_channel_remaining(&rt) > 0;
+                     zg_channel_may_retry(&rt, cfg, attempts);
         if (!again)
             break;
         zg_info("image job %s: channel %s failed (%s); trying another", j->id, ch.name, why);

@@ -10,6 +10,7 @@
  * idempotent per request, so it is billed once whoever finishes it). */
 #ifndef ZG_IMGJOB_H
 #define ZG_IMGJOB_H
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdint.h>
 #include "zg_config.h"
@@ -27,6 +28,11 @@ typedef struct zg_imgjob_new {
     size_t len;
 } zg_imgjob_new;
 
+/* The upstream request of an image generation on a channel's settings pc (the one place that
+ * builds it, for requests answered at once and for jobs): the URL into url[cap], and the headers
+ * (Authorization, content-type, no Expect) appended to *headers. 0, or -1 when the URL does not
+ * fit, the key is unusable in a header, or memory ran out. */
+int zg_imgjob_upstream(const zg_provider_conf *pc, char *url, size_t cap, struct curl_slist **headers);
 /* Store a queued job: fills id and *created (unix seconds). 0, or -1 on a database error. */
 int zg_imgjob_enqueue(zg_db *db, const zg_settings *cfg, const zg_imgjob_new *j, char id[ZG_IMGJOB_ID_LEN + 1],
                       int64_t *created);

@@ -1,7 +1,6 @@
 /* The upstream part of a metered request: pick a channel, call it, relay its answer as it arrives,
  * and fail over to another channel while nothing has reached the client (see zg_channel.h). */
 #include "zg_pipeline.h"
-#include "zg_clock.h"
 #include "zg_config.h"
 #include "zg_err.h"
 #include "zg_gate.h"
@@ -185,7 +184,6 @@ void zg_relay_run(zg_call *c, zg_upstream_out *up)
     memset(up, 0, sizeof *up);
     up->ttfb_ms = -1;
     zg_channel_begin(&c->route, c->provider, c->model.id, c->adm.who.plan_rank, c->key_hash);
-    int64_t t0 = zg_clock_ms();
     int last_status = 0, last_retry_after = 0;
     size_t admitted_headers = r->headers.len; /* x-ratelimit-*: on every answer */
     for (;;) {
@@ -228,8 +226,7 @@ void zg_relay_run(zg_call *c, zg_upstream_out *up)
         c->attempts++;
         c->pc = &c->chan.conf;
         attempt_reset(c, admitted_headers);
-        c->can_retry = c->attempts < cfg->max_attempts && zg_clock_ms() - t0 < cfg->failover_budget_ms &&
-                       zg_channel_remaining(&c->route) > 0;
+        c->can_retry = zg_channel_may_retry(&c->route, cfg, c->attempts);
         memset(up, 0, sizeof *up);
         up->ttfb_ms = -1;
         if (c->sf->prepare(c) != 0 || !c->send_body) {

@@ -63,12 +63,7 @@ static int route(zg_call *c, char *why, size_t whylen)
 
 static int prepare(zg_call *c)
 {
-    const zg_provider_conf *pc = c->pc;
-    char bearer[600];
-    snprintf(bearer, sizeof bearer, "Bearer %s", pc->api_key);
-    if (zg_call_url(c, pc->base_url, "/images/generations", NULL) != 0 ||
-        zg_call_header(c, "Authorization", bearer) || zg_call_header(c, "content-type", "application/json") ||
-        zg_call_header(c, "Expect", ""))
+    if (zg_imgjob_upstream(c->pc, c->url, sizeof c->url, &c->headers) != 0)
         return -1;
     /* image generation is silent for minutes: wait for it, never re-submit */
     c->total_timeout = c->r->cfg->image_timeout;
