@@ -86,6 +86,7 @@ struct xfer {
      * seconds until it resets (-1 unknown) and whether none is left */
     int rl_reset_s[4];
     bool rl_empty[4];
+    bool too_many; /* the answer's status is 429 */
 };
 
 /* A header's value (trimmed) if the line is "name: value", else NULL; *vl its length. */
@@ -188,31 +189,41 @@ static int parse_reset_time(const char *v, size_t n)
     return d < 0 ? 0 : d > 86400 ? 86400 : (int)d + 1;
 }
 
-/* anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{remaining,reset} and
- * x-ratelimit-{remaining,reset}-{requests,tokens}. */
+/* The providers' rate-limit headers: which limit (requests, tokens, input, output tokens), and
+ * whether the value is the reset (Anthropic: an RFC 3339 time; OpenAI: a duration) or what is left. */
+static const struct {
+    const char *name;
+    int kind;
+    bool reset, rfc3339;
+} rl_headers[] = {
+    {"anthropic-ratelimit-requests-remaining", 0, false, true},
+    {"anthropic-ratelimit-requests-reset", 0, true, true},
+    {"anthropic-ratelimit-tokens-remaining", 1, false, true},
+    {"anthropic-ratelimit-tokens-reset", 1, true, true},
+    {"anthropic-ratelimit-input-tokens-remaining", 2, false, true},
+    {"anthropic-ratelimit-input-tokens-reset", 2, true, true},
+    {"anthropic-ratelimit-output-tokens-remaining", 3, false, true},
+    {"anthropic-ratelimit-output-tokens-reset", 3, true, true},
+    {"x-ratelimit-remaining-requests", 0, false, false},
+    {"x-ratelimit-reset-requests", 0, true, false},
+    {"x-ratelimit-remaining-tokens", 1, false, false},
+    {"x-ratelimit-reset-tokens", 1, true, false},
+};
+
 static void note_rate_limit(struct xfer *x, const char *p, size_t len)
 {
-    static const char *const kinds[4] = {"requests", "tokens", "input-tokens", "output-tokens"};
-    char name[80];
     size_t vl;
-    for (int k = 0; k < 4; k++)
-        for (int what = 0; what < 2; what++) {
-            bool anth = len > 22 && (p[0] == 'a' || p[0] == 'A');
-            if (anth)
-                snprintf(name, sizeof name, "anthropic-ratelimit-%s-%s", kinds[k], what ? "reset" : "remaining");
-            else if (k < 2)
-                snprintf(name, sizeof name, "x-ratelimit-%s-%s", what ? "reset" : "remaining", kinds[k]);
-            else
-                continue;
-            const char *v = header_value(p, len, name, &vl);
-            if (!v)
-                continue;
-            if (!what)
-                x->rl_empty[k] = vl == 1 && v[0] == '0';
-            else
-                x->rl_reset_s[k] = anth ? parse_reset_time(v, vl) : parse_duration(v, vl);
-            return;
-        }
+    for (size_t i = 0; i < sizeof rl_headers / sizeof rl_headers[0]; i++) {
+        const char *v = header_value(p, len, rl_headers[i].name, &vl);
+        if (!v)
+            continue;
+        int k = rl_headers[i].kind;
+        if (!rl_headers[i].reset)
+            x->rl_empty[k] = vl == 1 && v[0] == '0';
+        else
+            x->rl_reset_s[k] = rl_headers[i].rfc3339 ? parse_reset_time(v, vl) : parse_duration(v, vl);
+        return;
+    }
 }
 
 /* For a 429 without retry-after: how long until the limit that ran out resets (the latest of
@@ -261,11 +272,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         x->content_type[0] = '\0'; /* a new response (after 100 Continue) */
         if (x->out)
             x->out->retry_after_s = 0;
+        /* the rate-limit headers matter only to a 429 (rate_limit_wait): others skip them */
+        const char *sp = memchr(p, ' ', len);
+        x->too_many = sp && (size_t)(p + len - sp) > 4 && memcmp(sp + 1, "429", 3) == 0;
         memset(x->rl_reset_s, 0xff, sizeof x->rl_reset_s);
         memset(x->rl_empty, 0, sizeof x->rl_empty);
     } else if (len > 11 && (p[0] == 'r' || p[0] == 'R')) {
         note_retry_after(x, p, len);
-    } else if (len > 18 && (p[0] == 'a' || p[0] == 'A' || p[0] == 'x' || p[0] == 'X')) {
+    } else if (x->too_many && len > 18 && (p[0] == 'a' || p[0] == 'A' || p[0] == 'x' || p[0] == 'X')) {
         note_rate_limit(x, p, len);
     }
     return len;
