@@ -202,7 +202,7 @@ async function followImage(c, msg, signal) {
       msg.cost = d.credits;
     }
   } catch (e) {
-    if (e.name === "AbortError") return;
+    if (e.name === "AbortError") throw e; // Stop: the caller says so (the image is still made)
     msg.error = e.status === 404 ? { text: "This image is no longer kept (images are kept for a day)." } : explain(e);
   }
   store.put(c, msg);
@@ -247,13 +247,11 @@ async function send(text) {
   } catch (e) {
     if (e.name === "AbortError") {
       a.stopped = true;
-      if (a.kind !== "image") a.cost = null;
       if (!a.content && a.kind !== "image") a.content = "*Stopped.*";
-      store.put(c, a);
     } else {
       a.error = explain(e);
-      store.put(c, a);
     }
+    store.put(c, a);
     fill(el, a);
   } finally {
     running = null;
