@@ -341,6 +341,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->db_connections = 8;
     s->threads = 8192;
     s->idle_threads = 8;
+    s->stream_loop = 1;
     s->max_body_bytes = 32 << 20;
     s->log_level = ZG_LOG_INFO;
     s->connect_timeout = 10;
@@ -398,6 +399,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("database", "connections", 1, 256, s->db_connections);
     GET_INT("server", "threads", 1, 65536, s->threads);
     GET_INT("server", "idle_threads", 1, 1024, s->idle_threads);
+    GET_INT("server", "stream_loop", 0, 1, s->stream_loop);
     GET_INT("server", "cpu_slots", -1, 4096, s->cpu_slots);
     /* the JSON parser takes lengths as int: at most 1 GiB */
     GET_INT("server", "max_body_bytes", 1024, (int64_t)1 << 30, s->max_body_bytes);

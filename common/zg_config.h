@@ -47,6 +47,7 @@ typedef struct zg_settings {
     int threads;        /* [server] threads: the most requests a process serves at once */
     int cpu_slots;      /* [server] cpu_slots: threads of a process computing at once (0: 2 x CPUs, -1: any) */
     int idle_threads;   /* [server] idle_threads: threads kept waiting for the next request */
+    int stream_loop;    /* [server] stream_loop: 1 relays started streams from the process's event loop */
     int64_t max_body_bytes;
     int log_level;
     /* [upstream] seconds */

@@ -6,8 +6,10 @@
 #include "zg_err.h"
 #include "zg_inspect.h"
 #include "zg_log.h"
+#include "zg_loop.h"
 #include "zg_upstream.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -215,6 +217,7 @@ static void call_free(zg_call *c)
     zg_buf_free(&c->rewritten);
     zg_buf_free(&c->body_copy);
     zg_sse_free(&c->sse);
+    free(c);
 }
 
 static int admit_reply(zg_call *c)
@@ -309,23 +312,43 @@ static void settle(zg_call *c, const zg_upstream_out *up)
         zg_error("request %s: settlement lost", r->request_id);
 }
 
+/* On a finishing thread: a stream the relay loop took over has ended. Settle it, then let the
+ * response end (the loop writes the end of the request) and free it. */
+static void finish_detached(void *arg, zg_db *db)
+{
+    zg_call *c = arg;
+    zg_req *r = c->r;
+    r->db = db;
+    if (c->sf->billed)
+        settle(c, &c->up);
+    zg_conc_leave(db, r->cfg, c->conc_user);
+    call_free(c);
+    zg_req_release(r);
+}
+
+static void finish_later(zg_call *c)
+{
+    zg_loop_defer(finish_detached, c);
+}
+
 int zg_pipeline_run(zg_req *r, const zg_surface *sf)
 {
-    zg_call c;
-    memset(&c, 0, sizeof c);
-    c.r = r;
-    c.sf = sf;
-    zg_buf_init(&c.rewritten, (size_t)r->cfg->max_body_bytes * 2 + 4096);
-    zg_buf_init(&c.body_copy, ZG_BODY_COPY_CAP);
-    zg_sse_init(&c.sse, ZG_SSE_EVENT_CAP);
+    zg_call *c = calloc(1, sizeof *c); /* it may outlive this call: see finish_later */
+    if (!c)
+        return zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly");
+    c->r = r;
+    c->sf = sf;
+    zg_buf_init(&c->rewritten, (size_t)r->cfg->max_body_bytes * 2 + 4096);
+    zg_buf_init(&c->body_copy, ZG_BODY_COPY_CAP);
+    zg_sse_init(&c->sse, ZG_SSE_EVENT_CAP);
     char why[256] = "";
 
-    if (zg_auth_key_hash(r, c.key_hash) != 0 || zg_auth_screen(r, c.key_hash, &c.conc_user) != 0)
+    if (zg_auth_key_hash(r, c->key_hash) != 0 || zg_auth_screen(r, c->key_hash, &c->conc_user) != 0)
         goto done; /* a missing, malformed or unknown key: 401 before the body is read */
     /* the user's requests in flight, across processes and nodes: over the cap, 429 before the
      * body is read, nothing admitted or billed */
-    if (zg_conc_enter(r->cfg, c.conc_user) != ZG_CONC_OK) {
-        c.conc_user = 0;
+    if (zg_conc_enter(r->cfg, c->conc_user) != ZG_CONC_OK) {
+        c->conc_user = 0;
         zg_resp_header(r, "retry-after", "1");
         zg_err_reply(r, ZG_ERR_RATE, "Too many requests in flight: at most %d at once per account; retry when one "
                                      "has finished", r->cfg->concurrent_per_user);
@@ -335,37 +358,37 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     if (brc == ZG_E_TOOBIG) {
         char msg[128];
         snprintf(msg, sizeof msg, "Request body exceeds the limit of %lld bytes", (long long)r->cfg->max_body_bytes);
-        reject_after_auth(&c, ZG_ERR_TOO_LARGE, msg);
+        reject_after_auth(c, ZG_ERR_TOO_LARGE, msg);
         goto done;
     }
     if (brc != ZG_OK) {
-        reject_after_auth(&c, ZG_ERR_INVALID, "The request body could not be read completely");
+        reject_after_auth(c, ZG_ERR_INVALID, "The request body could not be read completely");
         goto done;
     }
     /* json-c lets overlong forms and encoded surrogates through: nothing malformed may go upstream */
     size_t bad = zg_utf8_check(r->body.data ? r->body.data : "", r->body.len);
     if (bad < r->body.len) {
         snprintf(why, sizeof why, "Request body is not valid UTF-8 (at byte %zu)", bad);
-        reject_after_auth(&c, ZG_ERR_INVALID, why);
+        reject_after_auth(c, ZG_ERR_INVALID, why);
         goto done;
     }
     struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
     if (tok) {
         json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8); /* RFC 8259: JSON text is UTF-8 */
-        c.json = json_tokener_parse_ex(tok, r->body.data, (int)r->body.len);
+        c->json = json_tokener_parse_ex(tok, r->body.data, (int)r->body.len);
         enum json_tokener_error je = json_tokener_get_error(tok);
         if (je != json_tokener_success || tok->char_offset != (int)r->body.len) {
             snprintf(why, sizeof why, "Request body is not valid JSON: %s",
                      je == json_tokener_success ? "trailing data after the JSON value"
                      : je == json_tokener_continue ? "unexpected end of input"
                                                    : json_tokener_error_desc(je));
-            json_object_put(c.json);
-            c.json = NULL;
+            json_object_put(c->json);
+            c->json = NULL;
         }
         json_tokener_free(tok);
     }
-    if (!c.json || !json_object_is_type(c.json, json_type_object)) {
-        reject_after_auth(&c, ZG_ERR_INVALID, why[0] ? why : "Request body must be a JSON object");
+    if (!c->json || !json_object_is_type(c->json, json_type_object)) {
+        reject_after_auth(c, ZG_ERR_INVALID, why[0] ? why : "Request body must be a JSON object");
         goto done;
     }
     /* a member given twice could be read one way here and another way upstream */
@@ -376,55 +399,55 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
                                             "may appear once"
                                           : "Request body is too complex to check%s",
                  drc > 0 ? dup : "");
-        reject_after_auth(&c, ZG_ERR_INVALID, why);
+        reject_after_auth(c, ZG_ERR_INVALID, why);
         goto done;
     }
-    if (check_common_fields(c.json, why, sizeof why) != 0 || sf->parse(&c, why, sizeof why) != 0) {
-        reject_after_auth(&c, ZG_ERR_INVALID, why);
+    if (check_common_fields(c->json, why, sizeof why) != 0 || sf->parse(c, why, sizeof why) != 0) {
+        reject_after_auth(c, ZG_ERR_INVALID, why);
         goto done;
     }
     if (zg_catalog_refresh(r->db) != 0) {
         zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; retry shortly");
         goto done;
     }
-    if (zg_catalog_find(c.model_name, strlen(c.model_name), &c.model) != 0) {
-        snprintf(why, sizeof why, "Unknown model '%.128s'. List the models with GET /api/v1/models", c.model_name);
-        reject_after_auth(&c, ZG_ERR_MODEL_NOT_FOUND, why);
+    if (zg_catalog_find(c->model_name, strlen(c->model_name), &c->model) != 0) {
+        snprintf(why, sizeof why, "Unknown model '%.128s'. List the models with GET /api/v1/models", c->model_name);
+        reject_after_auth(c, ZG_ERR_MODEL_NOT_FOUND, why);
         goto done;
     }
-    if (c.model.status != ZG_MODEL_LIVE) {
+    if (c->model.status != ZG_MODEL_LIVE) {
         snprintf(why, sizeof why, "%s is listed but Coming Soon: the API does not serve it yet (nothing was billed)",
-                 c.model.id);
-        reject_after_auth(&c, ZG_ERR_COMING_SOON, why);
+                 c->model.id);
+        reject_after_auth(c, ZG_ERR_COMING_SOON, why);
         goto done;
     }
-    c.provider = sf->route ? sf->route(&c, why, sizeof why) : zg_provider_parse(c.model.provider);
-    if (c.provider < 0) {
+    c->provider = sf->route ? sf->route(c, why, sizeof why) : zg_provider_parse(c->model.provider);
+    if (c->provider < 0) {
         if (!why[0])
-            snprintf(why, sizeof why, "%s is not served on this endpoint", c.model.id);
-        reject_after_auth(&c, ZG_ERR_INVALID, why);
+            snprintf(why, sizeof why, "%s is not served on this endpoint", c->model.id);
+        reject_after_auth(c, ZG_ERR_INVALID, why);
         goto done;
     }
-    c.input_estimate = (int64_t)(r->body.len + 3) / 4;
+    c->input_estimate = (int64_t)(r->body.len + 3) / 4;
     if (sf->billed) {
-        zg_hold_req q = {.input_tokens = c.input_estimate, .max_output = c.max_output, .choices = c.choices,
-                         .units = c.units, .expands = zg_inspect_expands(c.json), .context_window = c.context_window};
-        c.hold = zg_billing_hold_estimate(r->cfg, &c.model, &q);
+        zg_hold_req q = {.input_tokens = c->input_estimate, .max_output = c->max_output, .choices = c->choices,
+                         .units = c->units, .expands = zg_inspect_expands(c->json), .context_window = c->context_window};
+        c->hold = zg_billing_hold_estimate(r->cfg, &c->model, &q);
     }
-    c.meter = (zg_meter_req){.key_hash = c.key_hash, .request_id = r->request_id, .group = sf->rl_group,
-                             .limit = limit_for(r->cfg, sf->rl_limit), .min_plan = c.model.min_plan, .hold = c.hold,
-                             .surface = sf->name, .model = c.model.id,
-                             .provider = zg_provider_name((zg_provider)c.provider)};
-    bool bg = c.background && sf->enqueue;
+    c->meter = (zg_meter_req){.key_hash = c->key_hash, .request_id = r->request_id, .group = sf->rl_group,
+                             .limit = limit_for(r->cfg, sf->rl_limit), .min_plan = c->model.min_plan, .hold = c->hold,
+                             .surface = sf->name, .model = c->model.id,
+                             .provider = zg_provider_name((zg_provider)c->provider)};
+    bool bg = c->background && sf->enqueue;
     if (bg)
-        zg_meter_admit_strict(r->db, r->cfg, &c.meter, &c.adm, &c.ticket);
+        zg_meter_admit_strict(r->db, r->cfg, &c->meter, &c->adm, &c->ticket);
     else
-        zg_meter_admit(r->db, r->cfg, &c.meter, &c.adm, &c.ticket);
-    if (admit_reply(&c) != 1)
+        zg_meter_admit(r->db, r->cfg, &c->meter, &c->adm, &c->ticket);
+    if (admit_reply(c) != 1)
         goto done;
-    zg_auth_remember(c.key_hash, c.adm.who.user_id);
+    zg_auth_remember(c->key_hash, c->adm.who.user_id);
     if (bg) {
-        if (sf->enqueue(&c) != 0) {
+        if (sf->enqueue(c) != 0) {
             zg_billing_cancel(r->db, r->cfg, r->request_id);
             zg_err_reply(r, ZG_ERR_UNAVAILABLE, "The service is temporarily unavailable; nothing was billed; retry "
                                                 "shortly");
@@ -433,12 +456,13 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     }
 
     /* Admitted: from here on the request is settled exactly once, whatever happens. */
-    zg_upstream_out up;
-    zg_relay_run(&c, &up);
+    c->finish = finish_later;
+    if (zg_relay_run(c, &c->up) == 1)
+        return 0; /* a stream the relay loop took over: settled by finish_detached */
     if (sf->billed)
-        settle(&c, &up);
+        settle(c, &c->up);
 done:
-    zg_conc_leave(r->db, r->cfg, c.conc_user);
-    call_free(&c);
+    zg_conc_leave(r->db, r->cfg, c->conc_user);
+    call_free(c);
     return 0;
 }

@@ -59,6 +59,10 @@ typedef struct zg_call {
     bool final_noted;          /* the final usage was written to the journal */
     zg_buf body_copy;          /* non-SSE response kept for usage parsing */
     void *surface_state;       /* for the surface's own use */
+    zg_upstream_out up;        /* how the last attempt ended */
+    /* Set by the pipeline: called on the relay loop's thread when a stream it took over ended
+     * (zg_relay_run returned 1), after the relay's own end of it. */
+    void (*finish)(struct zg_call *c);
 } zg_call;
 
 /* A surface: how one protocol plugs into the shared pipeline. */
@@ -88,8 +92,10 @@ typedef struct zg_surface {
 #define ZG_SSE_EVENT_CAP (16u << 20)
 
 /* The upstream part of an admitted request (zg_relay.c): pick a channel, call it, relay the answer,
- * fail over while nothing reached the client. *up says how the last attempt ended. */
-void zg_relay_run(zg_call *c, zg_upstream_out *up);
+ * fail over while nothing reached the client. *up says how the last attempt ended. Returns 0, or 1
+ * when the stream goes on in the relay loop (c->finish is called there at its end; the caller
+ * must leave c and its request alone). */
+int zg_relay_run(zg_call *c, zg_upstream_out *up);
 
 /* Serve one metered request: authenticate (401), read and parse the body (413/400), resolve the
  * model (404 unknown, 503 coming soon, 400 wrong surface), admit it in one round trip (403 plan,

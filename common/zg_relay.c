@@ -177,7 +177,68 @@ static int outcome_of(const zg_call *c, const zg_upstream_out *up)
                               up->result == ZG_UP_CONNECT || (up->result == ZG_UP_TIMEOUT && !c->up_status));
 }
 
-void zg_relay_run(zg_call *c, zg_upstream_out *up)
+/* The breaker learns how an attempt ended. True when another channel is to be tried: nothing of
+ * this attempt reached the client. */
+static bool attempt_over(zg_call *c, zg_upstream_out *up, int *last_status, int *last_retry_after)
+{
+    zg_req *r = c->r;
+    if (c->retry)
+        up->result = ZG_UP_OK; /* an answer was read (and kept from the client) */
+    int outcome = outcome_of(c, up);
+    char why[300];
+    if (c->up_status)
+        snprintf(why, sizeof why, "HTTP %d", c->up_status);
+    else
+        snprintf(why, sizeof why, "%s", up->error);
+    zg_channel_result(&c->route, r->cfg, &c->chan, outcome, up->retry_after_s, why);
+    bool untouched = !r->started && !r->client_gone;
+    bool again = c->retry || (untouched && c->can_retry &&
+                              (up->result == ZG_UP_CONNECT || (up->result == ZG_UP_TIMEOUT && !c->up_status)));
+    if (!again)
+        return false;
+    zg_info("request %s: channel %s failed (%s); trying another", r->request_id, c->chan.name, why);
+    *last_status = c->up_status;
+    *last_retry_after = up->retry_after_s;
+    return true;
+}
+
+/* The last attempt is over: what the client still needs to hear. */
+static void answer_end(zg_call *c, const zg_upstream_out *up)
+{
+    if (up->result != ZG_UP_OK)
+        zg_info("request %s: upstream %s (channel %s): %s", c->r->request_id,
+                zg_provider_name((zg_provider)c->provider), c->chan.name, up->error);
+    switch (up->result) {
+    case ZG_UP_OK:
+        release_body(c);
+        if (c->is_sse && c->up_ok && !c->usage.finished)
+            stream_error(c, ZG_ERR_UPSTREAM, "The upstream stream ended before it was complete");
+        break;
+    case ZG_UP_CONNECT:
+        stream_error(c, ZG_ERR_UPSTREAM, "The upstream provider could not be reached");
+        break;
+    case ZG_UP_TIMEOUT:
+        stream_error(c, ZG_ERR_TIMEOUT, "The upstream provider did not answer in time");
+        break;
+    case ZG_UP_CLIENT_GONE:
+        break;
+    default:
+        stream_error(c, ZG_ERR_UPSTREAM, "The upstream connection failed before the answer was complete");
+    }
+}
+
+/* On the relay loop's thread: the stream it took over has ended. */
+static void on_end(void *ctx, zg_upstream_out *up)
+{
+    zg_call *c = ctx;
+    int last_status, last_retry_after;
+    attempt_over(c, up, &last_status, &last_retry_after); /* never again: the client has the head */
+    answer_end(c, up);
+    zg_channel_end(&c->route);
+    c->finish(c);
+}
+
+int zg_relay_run(zg_call *c, zg_upstream_out *up)
 {
     zg_req *r = c->r;
     const zg_settings *cfg = r->cfg;
@@ -239,50 +300,17 @@ void zg_relay_run(zg_call *c, zg_upstream_out *up)
             up->result = ZG_UP_CONNECT;
             break;
         }
-        zg_upstream_cb cb = {on_head, on_body, on_idle, on_gone,
-                             c->can_retry && c->stream ? cfg->head_timeout_ms : 0};
-        zg_upstream_post(r, c->url, c->headers, c->send_body, c->send_len,
-                         c->total_timeout ? c->total_timeout : cfg->total_timeout,
-                         c->idle_timeout ? c->idle_timeout : cfg->idle_timeout, &cb, c, up);
-        if (c->retry)
-            up->result = ZG_UP_OK; /* an answer was read (and kept from the client) */
-        int outcome = outcome_of(c, up);
-        char why[300];
-        if (c->up_status)
-            snprintf(why, sizeof why, "HTTP %d", c->up_status);
-        else
-            snprintf(why, sizeof why, "%s", up->error);
-        zg_channel_result(&c->route, cfg, &c->chan, outcome, up->retry_after_s, why);
-        bool untouched = !r->started && !r->client_gone;
-        bool again = c->retry || (untouched && c->can_retry &&
-                                  (up->result == ZG_UP_CONNECT || (up->result == ZG_UP_TIMEOUT && !c->up_status)));
-        if (again) {
-            zg_info("request %s: channel %s failed (%s); trying another", r->request_id, c->chan.name, why);
-            last_status = c->up_status;
-            last_retry_after = up->retry_after_s;
+        zg_upstream_cb cb = {on_head, on_body, on_idle, on_gone, c->can_retry && c->stream ? cfg->head_timeout_ms : 0,
+                             c->finish && c->stream ? on_end : NULL};
+        if (zg_upstream_post(r, c->url, c->headers, c->send_body, c->send_len,
+                             c->total_timeout ? c->total_timeout : cfg->total_timeout,
+                             c->idle_timeout ? c->idle_timeout : cfg->idle_timeout, &cb, c, up) == 1)
+            return 1; /* the relay loop goes on with it (on_end) */
+        if (attempt_over(c, up, &last_status, &last_retry_after))
             continue;
-        }
-        if (up->result != ZG_UP_OK)
-            zg_info("request %s: upstream %s (channel %s): %s", r->request_id,
-                    zg_provider_name((zg_provider)c->provider), c->chan.name, up->error);
-        switch (up->result) {
-        case ZG_UP_OK:
-            release_body(c);
-            if (c->is_sse && c->up_ok && !c->usage.finished)
-                stream_error(c, ZG_ERR_UPSTREAM, "The upstream stream ended before it was complete");
-            break;
-        case ZG_UP_CONNECT:
-            stream_error(c, ZG_ERR_UPSTREAM, "The upstream provider could not be reached");
-            break;
-        case ZG_UP_TIMEOUT:
-            stream_error(c, ZG_ERR_TIMEOUT, "The upstream provider did not answer in time");
-            break;
-        case ZG_UP_CLIENT_GONE:
-            break;
-        default:
-            stream_error(c, ZG_ERR_UPSTREAM, "The upstream connection failed before the answer was complete");
-        }
+        answer_end(c, up);
         break;
     }
     zg_channel_end(&c->route);
+    return 0;
 }

@@ -66,6 +66,39 @@ void zg_req_end(zg_req *r)
     r->fcgx = NULL;
 }
 
+static _Thread_local bool detached_here;
+
+void zg_req_detach(zg_req *r, const zg_resp_sink *sink, void *ctx)
+{
+    FCGX_FreeStream(&r->fcgx->in);
+    FCGX_FreeStream(&r->fcgx->out);
+    FCGX_FreeStream(&r->fcgx->err);
+    r->fcgx->ipcFd = -1; /* the connection belongs to the sink now */
+    r->sink = sink;
+    r->sink_ctx = ctx;
+    detached_here = true;
+}
+
+bool zg_req_take_detached(void)
+{
+    bool d = detached_here;
+    detached_here = false;
+    return d;
+}
+
+void zg_req_release(zg_req *r)
+{
+    if (r->sink)
+        r->sink->end(r->sink_ctx);
+    if (r->fcgx) {
+        FCGX_Free(r->fcgx, 0);
+        free(r->fcgx);
+    }
+    zg_buf_free(&r->body);
+    zg_buf_free(&r->headers);
+    free(r);
+}
+
 const char *zg_req_param(const zg_req *r, const char *name)
 {
     if (!r->fcgx)

@@ -12,6 +12,16 @@ typedef enum { ZG_PROTO_ANTHROPIC = 0, ZG_PROTO_OPENAI, ZG_PROTO_GEMINI } zg_pro
 struct zg_settings;
 struct zg_db;
 
+/* Where a response's bytes go once its request was detached from its worker thread (zg_loop.c):
+ * instead of libfcgi's stream. put/flush return -1 once the client is gone; end is called once
+ * the request is settled (from any thread). */
+typedef struct zg_resp_sink {
+    int (*put)(void *ctx, const void *p, size_t n);
+    int (*flush)(void *ctx);
+    void (*abort)(void *ctx);
+    void (*end)(void *ctx);
+} zg_resp_sink;
+
 /* One FastCGI request being served by one worker thread, with its response state.
  * Fields are read by route code; write them only through the zg_req_* / zg_resp_* calls. */
 typedef struct zg_req {
@@ -35,6 +45,9 @@ typedef struct zg_req {
     /* rate-limit headers, added to every response once set */
     int64_t rl_limit, rl_remaining, rl_reset;
     bool rl_set;
+    /* set once detached: the response goes on elsewhere (zg_req_detach) */
+    const zg_resp_sink *sink;
+    void *sink_ctx;
 } zg_req;
 
 /* Prepare r for the accepted FastCGI request (parses REQUEST_URI, makes a request id). */
@@ -55,6 +68,16 @@ bool zg_req_path_is(const zg_req *r, const char *p);
 /* Read the whole body (Content-Length or until EOF for chunked uploads) up to cfg->max_body_bytes.
  * ZG_OK, ZG_E_TOOBIG (the rest is drained) or ZG_E_IO. */
 int zg_req_read_body(zg_req *r);
+
+/* Hand r's response over to sink: libfcgi's stream buffers of the request are freed (what was
+ * written must have been flushed), later writes go to the sink from whichever thread owns r now,
+ * and this thread's request is marked as given away (zg_req_take_detached). r and r->fcgx must
+ * have been allocated with malloc: zg_req_release frees them. */
+void zg_req_detach(zg_req *r, const zg_resp_sink *sink, void *ctx);
+/* Whether the request this thread just served was detached (clears the mark). */
+bool zg_req_take_detached(void);
+/* End a detached request (its sink's end) and free it with its FastCGI request. */
+void zg_req_release(zg_req *r);
 
 /* Make a fresh random request id "req_" + 24 hex digits into out (at least 29 bytes). */
 void zg_request_id_new(char *out, size_t outlen);

@@ -40,6 +40,12 @@ static int put(zg_req *r, const void *p, size_t n)
 {
     if (r->client_gone)
         return -1;
+    if (r->sink) {
+        if (r->sink->put(r->sink_ctx, p, n) == 0)
+            return 0;
+        r->client_gone = true;
+        return -1;
+    }
     if (n && FCGX_PutStr(p, (int)n, r->fcgx->out) != (int)n) {
         r->client_gone = true;
         return -1;
@@ -75,7 +81,7 @@ int zg_resp_flush(zg_req *r)
 {
     if (zg_resp_start(r))
         return -1;
-    if (FCGX_FFlush(r->fcgx->out) != 0) {
+    if (r->sink ? r->sink->flush(r->sink_ctx) != 0 : FCGX_FFlush(r->fcgx->out) != 0) {
         r->client_gone = true;
         return -1;
     }
@@ -84,6 +90,11 @@ int zg_resp_flush(zg_req *r)
 
 void zg_resp_abort(zg_req *r)
 {
+    if (r->sink) {
+        r->sink->abort(r->sink_ctx);
+        r->client_gone = true;
+        return;
+    }
     if (!r->fcgx)
         return;
     if (r->started && !r->client_gone)

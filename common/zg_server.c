@@ -10,6 +10,7 @@
 #include "zg_err.h"
 #include "zg_meter.h"
 #include "zg_log.h"
+#include "zg_loop.h"
 #include "zg_num.h"
 #include "zg_upstream.h"
 #include <curl/curl.h>
@@ -139,23 +140,38 @@ static void slot_release(struct worker_slot *slot)
     pthread_mutex_unlock(&slots_mu);
 }
 
+/* A worker's request and its FastCGI state, on the heap: a request the relay loop takes over
+ * keeps them (zg_req_release frees them), and the worker makes new ones. */
+static zg_req *request_new(FCGX_Request **fcgx)
+{
+    zg_req *r = calloc(1, sizeof *r);
+    *fcgx = malloc(sizeof **fcgx);
+    if (!r || !*fcgx || FCGX_InitRequest(*fcgx, listen_fd, 0) != 0) {
+        free(r);
+        free(*fcgx);
+        *fcgx = NULL;
+        return NULL;
+    }
+    zg_buf_init(&r->body, (size_t)settings.max_body_bytes);
+    zg_buf_init(&r->headers, 16384);
+    return r;
+}
+
 static void *worker(void *arg)
 {
     struct worker_slot *slot = arg;
     pthread_detach(pthread_self());
-    FCGX_Request fcgx;
-    zg_db *db = NULL;
-    if (FCGX_InitRequest(&fcgx, listen_fd, 0) != 0 || !(db = zg_db_borrower(pool))) {
+    FCGX_Request *fcgx = NULL;
+    zg_db *db = zg_db_borrower(pool);
+    zg_req *r = db ? request_new(&fcgx) : NULL;
+    if (!r) {
         zg_error("worker: out of memory; this worker does not start");
+        zg_db_free(db);
         __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
         slot_release(slot);
         __atomic_sub_fetch(&running, 1, __ATOMIC_ACQ_REL);
         return NULL;
     }
-    zg_req r;
-    memset(&r, 0, sizeof r);
-    zg_buf_init(&r.body, (size_t)settings.max_body_bytes);
-    zg_buf_init(&r.headers, 16384);
     /* `waiting` counts this thread whenever it is not serving a request */
     int counted = 1;
     while (!zg_server_stopping()) {
@@ -164,7 +180,7 @@ static void *worker(void *arg)
             __atomic_store_n(&slot->in_accept, 0, __ATOMIC_RELEASE);
             break;
         }
-        int rc = FCGX_Accept_r(&fcgx);
+        int rc = FCGX_Accept_r(fcgx);
         __atomic_store_n(&slot->in_accept, 0, __ATOMIC_RELEASE);
         if (rc < 0) {
             if (zg_server_stopping())
@@ -178,7 +194,7 @@ static void *worker(void *arg)
                 continue;
             if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
                 /* out of descriptors or memory for a moment: the connection waits in the backlog
-                 * until requests in flight end (each stream holds four descriptors here) */
+                 * until requests in flight end */
                 static int64_t last_warn;
                 int64_t now = zg_clock_ms();
                 if (now - __atomic_load_n(&last_warn, __ATOMIC_RELAXED) >= 1000) {
@@ -197,13 +213,23 @@ static void *worker(void *arg)
         if (idle < low_water)
             spawn(low_water - idle);
         zg_gate_enter();
-        zg_req_begin(&r, &fcgx, &settings, db, route_proto);
-        route_handler(&r);
-        if (!r.started)
-            zg_err_reply(&r, ZG_ERR_INTERNAL, "the request was not answered");
-        FCGX_Finish_r(&fcgx);
-        zg_req_end(&r);
+        zg_req_begin(r, fcgx, &settings, db, route_proto);
+        route_handler(r);
+        if (zg_req_take_detached()) {
+            /* the relay loop has the request now (and frees it): this thread takes new ones */
+            r = request_new(&fcgx);
+        } else {
+            if (!r->started)
+                zg_err_reply(r, ZG_ERR_INTERNAL, "the request was not answered");
+            FCGX_Finish_r(fcgx);
+            zg_req_end(r);
+        }
         zg_gate_leave();
+        if (!r) {
+            zg_error("worker: out of memory; this worker ends");
+            counted = 0;
+            break;
+        }
         if (take_retire()) {
             counted = 0; /* more threads waited than needed for a while: this one ends */
             break;
@@ -212,10 +238,14 @@ static void *worker(void *arg)
     }
     if (counted)
         __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
-    zg_buf_free(&r.body);
-    zg_buf_free(&r.headers);
+    if (r) {
+        FCGX_Free(fcgx, 0);
+        free(fcgx);
+        zg_buf_free(&r->body);
+        zg_buf_free(&r->headers);
+        free(r);
+    }
     zg_db_free(db);
-    FCGX_Free(&fcgx, 0);
     zg_db_thread_end();
     slot_release(slot);
     __atomic_sub_fetch(&running, 1, __ATOMIC_ACQ_REL);
@@ -355,6 +385,8 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
         zg_channel_upkeep(upkeep_db);
     if (hooks && hooks->start)
         hooks->start(&settings);
+    if (settings.stream_loop && zg_loop_start(&settings) != 0)
+        zg_warn("streams stay on their worker threads");
     spawn(idle);
     if (!__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
         zg_error("no worker thread could start");
@@ -400,6 +432,7 @@ int zg_server_main(const char *name, zg_proto proto, zg_handler handler, int arg
         pthread_mutex_unlock(&slots_mu);
         usleep(50 * 1000);
     }
+    zg_loop_stop(); /* streams it took over end, and are settled, first */
     pthread_attr_destroy(&worker_attr);
     if (hooks && hooks->stop)
         hooks->stop(upkeep_db);

@@ -1,4 +1,7 @@
 #include "zg_upstream.h"
+#include "zg_fcgi.h"
+#include "zg_loop.h"
+#include "zg_xfer.h"
 #include "zg_gate.h"
 #include "zg_clock.h"
 #include "zg_config.h"
@@ -71,280 +74,17 @@ void zg_upstream_cleanup(void)
     pthread_mutex_unlock(&pairs_mu);
 }
 
-struct xfer {
-    zg_req *r;
-    const zg_upstream_cb *cb;
-    void *ctx;
-    int64_t t0, last_rx;
-    int64_t ttfb;
-    char content_type[128];
-    int head_sent;
-    int aborted;
-    CURL *easy;
-    zg_upstream_out *out;
-    /* the providers' rate-limit headers: per limit (requests, tokens, input, output tokens) the
-     * seconds until it resets (-1 unknown) and whether none is left */
-    int rl_reset_s[4];
-    bool rl_empty[4];
-    bool too_many; /* the answer's status is 429 */
-};
-
-/* A header's value (trimmed) if the line is "name: value", else NULL; *vl its length. */
-static const char *header_value(const char *p, size_t len, const char *name, size_t *vl)
+/* Run the transfer on this thread: its own multi handle, polled with the FastCGI connection so a
+ * client that goes away is noticed at once. */
+static void transfer(zg_xfer *x, CURLM *multi)
 {
-    size_t nl = strlen(name);
-    if (len <= nl || strncasecmp(p, name, nl) != 0 || p[nl] != ':')
-        return NULL;
-    const char *v = p + nl + 1;
-    size_t n = len - nl - 1;
-    while (n && (*v == ' ' || *v == '\t'))
-        v++, n--;
-    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-        n--;
-    *vl = n;
-    return v;
-}
-
-/* retry-after: delay-seconds or an HTTP date; retry-after-ms: milliseconds. */
-static void note_retry_after(struct xfer *x, const char *p, size_t len)
-{
-    size_t vl;
-    char buf[64];
-    const char *v = header_value(p, len, "retry-after", &vl);
-    int ms = 0;
-    if (!v) {
-        v = header_value(p, len, "retry-after-ms", &vl);
-        ms = 1;
-    }
-    if (!v || !vl || vl >= sizeof buf)
-        return;
-    memcpy(buf, v, vl);
-    buf[vl] = '\0';
-    char *end;
-    long n = strtol(buf, &end, 10);
-    int64_t s = -1;
-    if (end != buf && (*end == '\0' || *end == '.'))
-        s = ms ? (n + 999) / 1000 : n;
-    else if (!ms) {
-        time_t t = curl_getdate(buf, NULL);
-        if (t > 0)
-            s = (int64_t)(t - time(NULL));
-    }
-    if (s > 0 && x->out)
-        x->out->retry_after_s = s > 86400 ? 86400 : (int)s;
-}
-
-/* A duration as OpenAI writes it ("1s", "6m0s", "20ms", "1h2m3.5s") in whole seconds, rounded up;
- * -1 if it is not one. */
-static int parse_duration(const char *v, size_t n)
-{
-    double total = 0;
-    size_t i = 0;
-    if (!n)
-        return -1;
-    while (i < n) {
-        char num[32];
-        size_t k = 0;
-        while (i < n && k < sizeof num - 1 && ((v[i] >= '0' && v[i] <= '9') || v[i] == '.'))
-            num[k++] = v[i++];
-        num[k] = '\0';
-        if (!k || i == n)
-            return -1;
-        double d = strtod(num, NULL), unit;
-        if (i + 1 < n && v[i] == 'm' && v[i + 1] == 's')
-            unit = 0.001, i += 2;
-        else if (v[i] == 'h')
-            unit = 3600, i++;
-        else if (v[i] == 'm')
-            unit = 60, i++;
-        else if (v[i] == 's')
-            unit = 1, i++;
-        else
-            return -1;
-        total += d * unit;
-        if (total > 86400)
-            return 86400;
-    }
-    int s = (int)total;
-    return s < total ? s + 1 : s;
-}
-
-/* An RFC 3339 time ("2026-11-27T10:00:30Z", as Anthropic writes it) as seconds from now; -1 if it
- * is not one. */
-static int parse_reset_time(const char *v, size_t n)
-{
-    char buf[40];
-    struct tm tm;
-    if (n < 19 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(buf, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-               &tm.tm_sec) != 6)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    int64_t d = (int64_t)timegm(&tm) - (int64_t)time(NULL);
-    return d < 0 ? 0 : d > 86400 ? 86400 : (int)d + 1;
-}
-
-/* The providers' rate-limit headers: which limit (requests, tokens, input, output tokens), and
- * whether the value is the reset (Anthropic: an RFC 3339 time; OpenAI: a duration) or what is left. */
-static const struct {
-    const char *name;
-    int kind;
-    bool reset, rfc3339;
-} rl_headers[] = {
-    {"anthropic-ratelimit-requests-remaining", 0, false, true},
-    {"anthropic-ratelimit-requests-reset", 0, true, true},
-    {"anthropic-ratelimit-tokens-remaining", 1, false, true},
-    {"anthropic-ratelimit-tokens-reset", 1, true, true},
-    {"anthropic-ratelimit-input-tokens-remaining", 2, false, true},
-    {"anthropic-ratelimit-input-tokens-reset", 2, true, true},
-    {"anthropic-ratelimit-output-tokens-remaining", 3, false, true},
-    {"anthropic-ratelimit-output-tokens-reset", 3, true, true},
-    {"x-ratelimit-remaining-requests", 0, false, false},
-    {"x-ratelimit-reset-requests", 0, true, false},
-    {"x-ratelimit-remaining-tokens", 1, false, false},
-    {"x-ratelimit-reset-tokens", 1, true, false},
-};
-
-static void note_rate_limit(struct xfer *x, const char *p, size_t len)
-{
-    size_t vl;
-    for (size_t i = 0; i < sizeof rl_headers / sizeof rl_headers[0]; i++) {
-        const char *v = header_value(p, len, rl_headers[i].name, &vl);
-        if (!v)
-            continue;
-        int k = rl_headers[i].kind;
-        if (!rl_headers[i].reset)
-            x->rl_empty[k] = vl == 1 && v[0] == '0';
-        else
-            x->rl_reset_s[k] = rl_headers[i].rfc3339 ? parse_reset_time(v, vl) : parse_duration(v, vl);
-        return;
-    }
-}
-
-/* For a 429 without retry-after: how long until the limit that ran out resets (the latest of
- * those reported empty, else the soonest reported), 0 if the headers do not say. */
-static int rate_limit_wait(const struct xfer *x)
-{
-    int empty = -1, soonest = -1;
-    for (int k = 0; k < 4; k++) {
-        int r = x->rl_reset_s[k];
-        if (r < 0)
-            continue;
-        if (x->rl_empty[k] && r > empty)
-            empty = r;
-        if (soonest < 0 || r < soonest)
-            soonest = r;
-    }
-    int w = empty >= 0 ? empty : soonest;
-    return w > 0 ? w : 0;
-}
-
-static int deliver_head(struct xfer *x)
-{
-    if (x->head_sent)
-        return 0;
-    x->head_sent = 1;
-    long code = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-    return x->cb->on_head(x->ctx, (int)code, x->content_type);
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    struct xfer *x = ud;
-    size_t len = size * n;
-    x->last_rx = zg_clock_ms();
-    if (x->ttfb < 0)
-        x->ttfb = x->last_rx - x->t0;
-    size_t vl;
-    const char *v = header_value(p, len, "content-type", &vl);
-    if (v) {
-        if (vl >= sizeof x->content_type)
-            vl = sizeof x->content_type - 1;
-        memcpy(x->content_type, v, vl);
-        x->content_type[vl] = '\0';
-    } else if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        x->content_type[0] = '\0'; /* a new response (after 100 Continue) */
-        if (x->out)
-            x->out->retry_after_s = 0;
-        /* the rate-limit headers matter only to a 429 (rate_limit_wait): others skip them */
-        const char *sp = memchr(p, ' ', len);
-        x->too_many = sp && (size_t)(p + len - sp) > 4 && memcmp(sp + 1, "429", 3) == 0;
-        memset(x->rl_reset_s, 0xff, sizeof x->rl_reset_s);
-        memset(x->rl_empty, 0, sizeof x->rl_empty);
-    } else if (len > 11 && (p[0] == 'r' || p[0] == 'R')) {
-        note_retry_after(x, p, len);
-    } else if (x->too_many && len > 18 && (p[0] == 'a' || p[0] == 'A' || p[0] == 'x' || p[0] == 'X')) {
-        note_rate_limit(x, p, len);
-    }
-    return len;
-}
-
-static size_t on_write(char *p, size_t size, size_t n, void *ud)
-{
-    struct xfer *x = ud;
-    size_t len = size * n;
-    x->last_rx = zg_clock_ms();
-    if (deliver_head(x) != 0 || x->cb->on_body(x->ctx, p, len) != 0) {
-        x->aborted = 1;
-        return CURL_WRITEFUNC_ERROR;
-    }
-    return len;
-}
-
-/* Has the web server closed our FastCGI connection (the client left) or sent an abort record? */
-static int client_left(int fd)
-{
-    unsigned char hdr[8];
-    ssize_t k = recv(fd, hdr, sizeof hdr, MSG_PEEK | MSG_DONTWAIT);
-    if (k == 0)
-        return 1;
-    if (k < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : 1;
-    /* FastCGI record header: version 1, type 2 = FCGI_ABORT_REQUEST */
-    return k >= 2 && hdr[0] == 1 && hdr[1] == 2;
-}
-
-static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const struct curl_slist *headers,
-                     const char *body, size_t len, int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx,
-                     zg_upstream_out *out)
-{
-    const zg_settings *cfg = r->cfg;
-    curl_easy_reset(e);
-    struct xfer x = {.r = r, .cb = cb, .ctx = ctx, .t0 = zg_clock_ms(), .ttfb = -1, .easy = e, .out = out};
-    memset(x.rl_reset_s, 0xff, sizeof x.rl_reset_s); /* -1: no reset reported */
-    x.last_rx = x.t0;
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)(cfg ? cfg->connect_timeout : 10));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)total_s);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L); /* per stream: small for thousands of them */
-    curl_multi_add_handle(multi, e);
-
-    int ping_ms = (cfg ? cfg->ping_interval : 5) * 1000;
-    int64_t last_ping = x.t0;
+    zg_req *r = x->r;
+    const zg_upstream_cb *cb = &x->cb;
+    curl_multi_add_handle(multi, x->easy);
+    int ping_ms = (r->cfg ? r->cfg->ping_interval : 5) * 1000;
+    int64_t last_ping = x->t0;
     int watch = r->fcgx != NULL;
     int running = 1;
-    int timed_out_idle = 0, timed_out_head = 0;
     while (running) {
         CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK || !running)
@@ -357,110 +97,103 @@ static void transfer(zg_req *r, CURL *e, CURLM *multi, const char *url, const st
         if (watch && wfd.revents) {
             /* the client left (or the web server sent something unexpected): stop watching; the
              * callbacks decide whether the transfer goes on without a reader */
-            if (client_left(wfd.fd) && !r->client_gone) {
+            if (zg_fcgi_client_left(wfd.fd) && !r->client_gone) {
                 r->client_gone = true;
-                if (!cb->on_gone || cb->on_gone(ctx) != 0) {
-                    x.aborted = 1;
+                if (!cb->on_gone || cb->on_gone(x->ctx) != 0) {
+                    x->aborted = true;
                     break;
                 }
             }
             watch = 0;
         }
         int64_t t = zg_clock_ms();
-        if (cb->head_timeout_ms > 0 && x.ttfb < 0 && t - x.t0 >= cb->head_timeout_ms) {
-            timed_out_head = 1;
+        if (cb->head_timeout_ms > 0 && x->ttfb < 0 && t - x->t0 >= cb->head_timeout_ms) {
+            x->timed_out_head = true;
             break;
         }
-        if (t - x.last_rx >= (int64_t)idle_s * 1000) {
-            timed_out_idle = 1;
+        if (t - x->last_rx >= (int64_t)x->idle_s * 1000) {
+            x->timed_out_idle = true;
             break;
         }
-        if (cb->on_idle && t - x.last_rx >= ping_ms && t - last_ping >= ping_ms) {
+        if (cb->on_idle && t - x->last_rx >= ping_ms && t - last_ping >= ping_ms) {
             last_ping = t;
-            if (cb->on_idle(ctx) != 0) {
-                x.aborted = 1;
+            if (cb->on_idle(x->ctx) != 0) {
+                x->aborted = true;
                 break;
             }
         }
     }
     CURLcode cc = CURLE_OK;
-    int done = 0;
+    bool done = false;
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(multi, &left)) != NULL)
-        if (m->msg == CURLMSG_DONE && m->easy_handle == e) {
+        if (m->msg == CURLMSG_DONE && m->easy_handle == x->easy) {
             cc = m->data.result;
-            done = 1;
+            done = true;
         }
-    long code = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-    out->status = (int)code;
-    if (code == 429 && !out->retry_after_s)
-        out->retry_after_s = rate_limit_wait(&x);
-    curl_multi_remove_handle(multi, e);
-    out->ttfb_ms = x.ttfb;
-    out->duration_ms = zg_clock_ms() - x.t0;
-    if (x.aborted) {
-        out->result = ZG_UP_CLIENT_GONE;
-        snprintf(out->error, sizeof out->error, "client went away");
-        return;
-    }
-    if (timed_out_head) {
-        out->result = ZG_UP_TIMEOUT;
-        out->status = 0;
-        snprintf(out->error, sizeof out->error, "no answer within %d ms", cb->head_timeout_ms);
-        return;
-    }
-    if (timed_out_idle) {
-        out->result = ZG_UP_TIMEOUT;
-        snprintf(out->error, sizeof out->error, "upstream idle for %d s", idle_s);
-        return;
-    }
-    if (!done) {
-        out->result = ZG_UP_ERROR;
-        snprintf(out->error, sizeof out->error, "transfer did not complete");
-        return;
-    }
-    switch (cc) {
-    case CURLE_OK:
-        out->result = ZG_UP_OK;
-        if (deliver_head(&x) != 0)
-            out->result = ZG_UP_CLIENT_GONE;
-        return;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-        out->result = code ? ZG_UP_DROPPED : ZG_UP_CONNECT;
-        break;
-    case CURLE_OPERATION_TIMEDOUT:
-        out->result = ZG_UP_TIMEOUT;
-        break;
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_HTTP2_STREAM:
-        out->result = ZG_UP_DROPPED;
-        break;
-    default:
-        out->result = ZG_UP_ERROR;
-    }
-    snprintf(out->error, sizeof out->error, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    curl_multi_remove_handle(multi, x->easy);
+    zg_xfer_finish(x, done, cc);
 }
 
-void zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
-                      int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out)
+/* Run the transfer in the relay loop; once the answer has started, let the loop finish it. 1 when
+ * it did (the request is detached), 0 when the transfer is over here, -1 when the loop could not
+ * take it (nothing was sent). */
+static int via_loop(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
+                    int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out)
+{
+    zg_xfer *x = calloc(1, sizeof *x);
+    CURL *e = x ? curl_easy_init() : NULL;
+    if (!e) {
+        free(x);
+        return -1;
+    }
+    zg_xfer_setup(x, r, e, url, headers, body, len, total_s, idle_s, cb, ctx, out);
+    int gate = zg_gate_pause();
+    int ph = zg_loop_begin(x);
+    zg_gate_resume(gate);
+    if (ph < 0) {
+        curl_easy_cleanup(e);
+        free(x);
+        return -1;
+    }
+    if (ph == ZG_LOOP_HEAD) {
+        if (zg_xfer_head(x) != 0) {
+            zg_loop_cancel(x);
+        } else if (r->started && !r->client_gone && zg_resp_flush(r) == 0) {
+            zg_loop_detach(x); /* x, r and ctx belong to the loop from here */
+            return 1;
+        } else {
+            gate = zg_gate_pause();
+            zg_loop_attach(x);
+            zg_gate_resume(gate);
+        }
+    }
+    zg_xfer_finish(x, x->ended, x->cc);
+    zg_loop_release(x);
+    return 0;
+}
+
+int zg_upstream_post(zg_req *r, const char *url, const struct curl_slist *headers, const char *body, size_t len,
+                     int total_s, int idle_s, const zg_upstream_cb *cb, void *ctx, zg_upstream_out *out)
 {
     memset(out, 0, sizeof *out);
     out->ttfb_ms = -1;
+    if (cb->on_end && r->fcgx && !r->fcgx->keepConnection && zg_loop_on()) {
+        int rc = via_loop(r, url, headers, body, len, total_s, idle_s, cb, ctx, out);
+        if (rc >= 0)
+            return rc;
+    }
     struct pair pr;
     if (pair_take(&pr) != 0) {
         out->result = ZG_UP_ERROR;
         snprintf(out->error, sizeof out->error, "curl init failed");
-        return;
+        return 0;
     }
-    transfer(r, pr.easy, pr.multi, url, headers, body, len, total_s, idle_s, cb, ctx, out);
+    zg_xfer x;
+    memset(&x, 0, sizeof x);
+    zg_xfer_setup(&x, r, pr.easy, url, headers, body, len, total_s, idle_s, cb, ctx, out);
+    transfer(&x, pr.multi);
     pair_give(&pr);
+    return 0;
 }
