@@ -57,3 +57,22 @@ bool zg_fcgi_client_left(int fd)
         return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
     return k >= 2 && hdr[0] == 1 && hdr[1] == 2; /* version 1, type 2: FCGI_ABORT_REQUEST */
 }
+
+int zg_fcgi_send(int fd, zg_buf *q, size_t *off)
+{
+    while (*off < q->len) {
+        ssize_t k = send(fd, q->data + *off, q->len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            *off += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return -1;
+    }
+    zg_buf_reset(q);
+    *off = 0;
+    return 0;
+}

@@ -1,8 +1,8 @@
 #include "zg_loop.h"
 #include "zg_clock.h"
 #include "zg_config.h"
-#include "zg_db.h"
 #include "zg_fcgi.h"
+#include "zg_finish.h"
 #include "zg_log.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -32,29 +32,19 @@ enum { CMD_ADD = 1, CMD_ATTACH, CMD_CANCEL, CMD_DETACH, CMD_CLOSE };
 #define OUT_HIGH (1u << 20)      /* queued output above which the upstream is paused */
 #define OUT_CAP (16u << 20)      /* queued output at most: beyond, the client counts as gone */
 #define CLOSING_MAX_MS 30000     /* the end of a response waits this long for a slow reader */
-#define FINISHERS 4
-
-struct job {
-    void (*fn)(void *arg, struct zg_db *db);
-    void *arg;
-    struct job *next;
-};
 
 static struct {
     const zg_settings *cfg;
     int ep, wake;
     CURLM *multi;
-    pthread_t thread, fin[FINISHERS];
-    int nfin;
-    pthread_mutex_t mu;          /* commands, phases, jobs, open */
-    pthread_cond_t jobs_cond;
+    pthread_t thread;
+    pthread_mutex_t mu;          /* commands, phases, open */
     zg_xfer *cmds, *cmds_tail;
-    struct job *jobs, *jobs_tail;
     int open;                    /* transfers in the loop, any phase but PH_DONE */
     bool on, stopping;
     zg_xfer *live;               /* loop thread only */
     int64_t curl_due;            /* loop thread only: when curl's timer fires, -1 none */
-} L = {.mu = PTHREAD_MUTEX_INITIALIZER, .jobs_cond = PTHREAD_COND_INITIALIZER, .ep = -1, .wake = -1};
+} L = {.mu = PTHREAD_MUTEX_INITIALIZER, .ep = -1, .wake = -1};
 
 bool zg_loop_on(void)
 {
@@ -139,24 +129,10 @@ static void unwatch(zg_xfer *x)
 /* Write what is queued without blocking. 0, or -1 when the connection failed. */
 static int write_out(zg_xfer *x)
 {
-    while (x->out_off < x->outq.len) {
-        ssize_t k = send(x->client_fd, x->outq.data + x->out_off, x->outq.len - x->out_off, MSG_NOSIGNAL);
-        if (k > 0) {
-            x->out_off += (size_t)k;
-            continue;
-        }
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        x->gone = true;
-        return -1;
-    }
-    if (x->out_off == x->outq.len) {
-        zg_buf_reset(&x->outq);
-        x->out_off = 0;
-    }
-    return 0;
+    if (zg_fcgi_send(x->client_fd, &x->outq, &x->out_off) == 0)
+        return 0;
+    x->gone = true;
+    return -1;
 }
 
 static int sink_put(void *ctx, const void *p, size_t n)
@@ -529,56 +505,6 @@ static void *loop_main(void *arg)
     }
 }
 
-/* ---- finishing threads -------------------------------------------------------------------------------- */
-
-void zg_loop_defer(void (*fn)(void *arg, struct zg_db *db), void *arg)
-{
-    struct job *j = malloc(sizeof *j);
-    if (!j) {
-        zg_error("out of memory: a finished stream is settled on the loop thread");
-        zg_db *db = zg_db_open(L.cfg);
-        fn(arg, db);
-        zg_db_free(db);
-        return;
-    }
-    j->fn = fn;
-    j->arg = arg;
-    j->next = NULL;
-    pthread_mutex_lock(&L.mu);
-    if (L.jobs_tail)
-        L.jobs_tail->next = j;
-    else
-        L.jobs = j;
-    L.jobs_tail = j;
-    pthread_cond_signal(&L.jobs_cond);
-    pthread_mutex_unlock(&L.mu);
-}
-
-static void *finisher_main(void *arg)
-{
-    (void)arg;
-    zg_db *db = zg_db_open(L.cfg);
-    pthread_mutex_lock(&L.mu);
-    for (;;) {
-        while (!L.jobs && !(L.stopping && L.open == 0))
-            pthread_cond_wait(&L.jobs_cond, &L.mu);
-        struct job *j = L.jobs;
-        if (!j)
-            break;
-        L.jobs = j->next;
-        if (!L.jobs)
-            L.jobs_tail = NULL;
-        pthread_mutex_unlock(&L.mu);
-        j->fn(j->arg, db);
-        free(j);
-        pthread_mutex_lock(&L.mu);
-    }
-    pthread_mutex_unlock(&L.mu);
-    zg_db_free(db);
-    zg_db_thread_end();
-    return NULL;
-}
-
 /* ---- start and stop ----------------------------------------------------------------------------------- */
 
 int zg_loop_start(const zg_settings *cfg)
@@ -596,21 +522,19 @@ int zg_loop_start(const zg_settings *cfg)
     curl_multi_setopt(L.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(L.multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(L.multi, CURLMOPT_MAXCONNECTS, 256L); /* idle upstream connections kept */
+    if (zg_finish_start(cfg) != 0)
+        goto fail;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    if (pthread_create(&L.thread, &attr, loop_main, NULL) != 0) {
-        pthread_attr_destroy(&attr);
+    int rc = pthread_create(&L.thread, &attr, loop_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        zg_finish_stop();
         goto fail;
     }
-    for (L.nfin = 0; L.nfin < FINISHERS; L.nfin++)
-        if (pthread_create(&L.fin[L.nfin], &attr, finisher_main, NULL) != 0)
-            break;
-    pthread_attr_destroy(&attr);
-    __atomic_store_n(&L.on, L.nfin > 0, __ATOMIC_RELEASE);
-    if (!L.nfin)
-        zg_error("relay loop: no finishing thread could start; streams stay on their threads");
-    return L.nfin > 0 ? 0 : -1;
+    __atomic_store_n(&L.on, true, __ATOMIC_RELEASE);
+    return 0;
 fail:
     zg_error("relay loop: cannot start (%s); streams stay on their threads", strerror(errno));
     if (L.multi)
@@ -631,17 +555,12 @@ void zg_loop_stop(void)
     __atomic_store_n(&L.on, false, __ATOMIC_RELEASE);
     pthread_mutex_lock(&L.mu);
     L.stopping = true;
-    pthread_cond_broadcast(&L.jobs_cond);
     pthread_mutex_unlock(&L.mu);
     uint64_t one = 1;
     if (write(L.wake, &one, sizeof one) < 0)
         zg_warn("relay loop: cannot wake it (%s)", strerror(errno));
-    pthread_join(L.thread, NULL); /* it returns once every transfer was closed */
-    pthread_mutex_lock(&L.mu);
-    pthread_cond_broadcast(&L.jobs_cond);
-    pthread_mutex_unlock(&L.mu);
-    for (int i = 0; i < L.nfin; i++)
-        pthread_join(L.fin[i], NULL);
+    pthread_join(L.thread, NULL); /* it returns once every transfer was settled and closed */
+    zg_finish_stop();
     curl_multi_cleanup(L.multi);
     close(L.wake);
     close(L.ep);

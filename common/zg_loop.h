@@ -8,20 +8,17 @@
  * open stream costs a transfer's memory and two descriptors instead of a worker thread. A worker
  * thread admits the request, starts the transfer here and waits for the answer's head; once the
  * response has started it lets go (zg_req_detach) and serves the next request, while the loop
- * relays the rest, and a finishing thread settles it (zg_loop_defer). */
+ * relays the rest, and a finishing thread settles it (zg_finish.h). */
 
 struct zg_settings;
-struct zg_db;
 
-/* Start the loop thread and the finishing threads. 0, or -1 (streams then stay on their
- * worker threads). */
+/* Start the loop thread and the finishing threads (zg_finish_start). 0, or -1 (streams then stay
+ * on their worker threads). */
 int zg_loop_start(const struct zg_settings *cfg);
 /* True while transfers may be started in the loop. */
 bool zg_loop_on(void);
 /* Wait until every transfer in the loop has ended and been settled, then stop its threads. */
 void zg_loop_stop(void);
-/* Run fn(arg, db) on a finishing thread, with a database handle lent for it. */
-void zg_loop_defer(void (*fn)(void *arg, struct zg_db *db), void *arg);
 /* Transfers in the loop now (for logs and tests). */
 int zg_loop_open(void);
 

@@ -6,7 +6,7 @@
 #include "zg_err.h"
 #include "zg_inspect.h"
 #include "zg_log.h"
-#include "zg_loop.h"
+#include "zg_finish.h"
 #include "zg_upstream.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,7 +328,7 @@ static void finish_detached(void *arg, zg_db *db)
 
 static void finish_later(zg_call *c)
 {
-    zg_loop_defer(finish_detached, c);
+    zg_finish_defer(finish_detached, c);
 }
 
 int zg_pipeline_run(zg_req *r, const zg_surface *sf)
