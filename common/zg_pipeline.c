@@ -350,8 +350,9 @@ int zg_pipeline_run(zg_req *r, const zg_surface *sf)
     if (zg_conc_enter(r->cfg, c->conc_user) != ZG_CONC_OK) {
         c->conc_user = 0;
         zg_resp_header(r, "retry-after", "1");
-        zg_err_reply(r, ZG_ERR_RATE, "Too many requests in flight: at most %d at once per account; retry when one "
-                                     "has finished", r->cfg->concurrent_per_user);
+        snprintf(why, sizeof why, "Too many requests in flight: at most %d at once per account; retry when one has "
+                                  "finished", r->cfg->concurrent_per_user);
+        reject_after_auth(c, ZG_ERR_RATE, why); /* with the hour's x-ratelimit-* figures, as every answer */
         goto done;
     }
     int brc = zg_req_read_body(r);
