@@ -80,6 +80,8 @@ def test_over_the_cap_is_429_in_each_protocol_unbilled_and_others_go_on():
         d = assert_error_shape(r, proto)
         ok(str(CAP) in (d["error"].get("message") or ""), "the message names the cap: %r" % d)
         eq(r.headers.get("retry-after"), "1", "%s: retry-after" % surface)
+        ok(r.headers.get("x-ratelimit-limit") and r.headers.get("x-ratelimit-remaining") is not None,
+           "%s: the hour's x-ratelimit-* figures, as on every answer" % surface)
         ok(took < 4, "%s: the 429 came after %.1f s" % (surface, took))
     # another customer is served at once while this one is at its cap
     path, _, style, body = req_for("messages")
