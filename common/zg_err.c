@@ -1,7 +1,9 @@
 #include "zg_err.h"
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct errdef {
@@ -67,6 +69,16 @@ int zg_err_body(zg_buf *out, zg_proto proto, zg_errkind kind, const char *msg)
     }
 }
 
+/* Whether the caller already set retry-after (a wait of its own: the in-flight cap's 1 s). */
+static bool has_retry_after(const zg_req *r)
+{
+    const char *h = zg_buf_cstr(&r->headers);
+    for (const char *p = h; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        if (strncasecmp(p, "retry-after:", 12) == 0)
+            return true;
+    return false;
+}
+
 int zg_err_reply(zg_req *r, zg_errkind kind, const char *fmt, ...)
 {
     char msg[512];
@@ -100,7 +112,7 @@ int zg_err_reply(zg_req *r, zg_errkind kind, const char *fmt, ...)
         int st = zg_err_status(kind);
         if (st == 401 || st == 402 || st == 403)
             zg_resp_header(r, "x-should-retry", "false");
-        if (kind == ZG_ERR_RATE && r->rl_set) {
+        if (kind == ZG_ERR_RATE && r->rl_set && !has_retry_after(r)) {
             char ra[32];
             long long wait = (long long)r->rl_reset - (long long)time(NULL);
             snprintf(ra, sizeof ra, "%lld", wait < 1 ? 1 : wait);

@@ -243,6 +243,15 @@ static void end_transfer(zg_xfer *x)
         transfer_over(x);
 }
 
+/* Receive again (the client caught up, or left). */
+static void resume(zg_xfer *x)
+{
+    if (x->paused && x->easy && x->phase == PH_DETACHED) {
+        x->paused = false;
+        curl_easy_pause(x->easy, CURLPAUSE_CONT);
+    }
+}
+
 static void client_gone(zg_xfer *x)
 {
     x->gone = true;
@@ -256,6 +265,7 @@ static void client_gone(zg_xfer *x)
             end_transfer(x);
             return;
         }
+        resume(x); /* read on to the final usage: nobody is waiting for the queue to drain now */
         break;
     case PH_CLOSING:
         free_closed(x);
@@ -264,15 +274,6 @@ static void client_gone(zg_xfer *x)
         break;
     }
     watch(x);
-}
-
-/* The client caught up: receive again. */
-static void resume(zg_xfer *x)
-{
-    if (x->paused && x->easy && x->phase == PH_DETACHED) {
-        x->paused = false;
-        curl_easy_pause(x->easy, CURLPAUSE_CONT);
-    }
 }
 
 /* curl's write callback in the loop: stop at the head for the worker; hold back while the client

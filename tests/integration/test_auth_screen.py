@@ -6,22 +6,13 @@ high-water marks are still low."""
 import concurrent.futures
 import json
 
-from zgtest import (assert_error_shape, auth, eq, fake_clear, fake_requests, new_user, ok, program_pids, request,
-                    sql_int)
+from zgtest import (assert_error_shape, auth, eq, fake_clear, fake_requests, new_user, ok, program_pids, proc_status_total,
+                    request, sql_int)
 
 
 def hwm_kib(pids):
     """Sum of the processes' peak resident sizes (VmHWM)."""
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/status" % p) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    return proc_status_total(pids, "VmHWM")
 
 
 def big_body(mib=30):

@@ -11,8 +11,8 @@ import time
 import urllib.parse
 
 from test_faults import req_for
-from zgtest import (BASE, Skip, admin_json, auth, config_value, eq, fake_requests, new_user, ok, program_pids,
-                    stream, wait_until)
+from zgtest import (BASE, Skip, admin_json, auth, config_value, eq, fake_requests, new_user, ok, proc_status_total,
+                    program_pids, stream, wait_until)
 
 
 def setup_module():
@@ -22,19 +22,6 @@ def setup_module():
         raise Skip("relay loop: tested behind lighttpd and mod_proxy_fcgi (mod_fcgid: one request per process)")
     if config_value("server", "stream_loop", "1") != "1":
         raise Skip("[server] stream_loop is off in this stack")
-
-
-def threads_of(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/status" % p) as f:
-                for line in f:
-                    if line.startswith("Threads:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def rows(email):
@@ -50,7 +37,7 @@ def balance_delta(email):
 def test_open_streams_hold_no_worker_thread():
     pids = program_pids("messages")
     ok(pids, "messages processes found")
-    before = threads_of(pids)
+    before = proc_status_total(pids, "Threads")
     users = [new_user() for _ in range(3)]
     n_each, done, statuses, lock = 20, [], [], threading.Lock()
     started = threading.Semaphore(0)
@@ -76,7 +63,7 @@ def test_open_streams_hold_no_worker_thread():
         ok(started.acquire(timeout=30), "a stream did not start")
     # the burst made workers; after the 5 s the processes keep a surplus they end
     time.sleep(7)
-    during = threads_of(program_pids("messages"))
+    during = proc_status_total(program_pids("messages"), "Threads")
     live = sum(1 for r in fake_requests(path_contains="/v1/messages") if r["outcome"] == "in_progress")
     for t in ts:
         t.join(60)

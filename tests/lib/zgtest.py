@@ -578,6 +578,20 @@ def program_pids(name):
     return pids
 
 
+def proc_status_total(pids, field):
+    """Sum of a /proc/PID/status field (e.g. "Threads", "VmHWM" in KiB) over the processes."""
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
 def kill_programs(name):
     """SIGKILL every process of this stack's program `name`; returns their pids."""
     pids = program_pids(name)
