@@ -43,10 +43,7 @@ static const char SQL_DROP[] = "DELETE FROM conc_slots WHERE owner = ?";
 
 static void make_owner(void)
 {
-    char host[64];
-    if (gethostname(host, sizeof host) != 0)
-        snprintf(host, sizeof host, "localhost");
-    host[sizeof host - 1] = '\0';
+    const char *host = zg_node_name();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(owner, sizeof owner, "%s:%d:%lld", host, (int)getpid(),

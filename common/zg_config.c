@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -317,6 +318,44 @@ int zg_config_env_str(const char *name, char *dst, size_t cap, char *err, size_t
     return set_str(dst, cap, v, name, err, errlen);
 }
 
+/* [server] node_name (ZENN_NODE_NAME wins): this web node's name in lease owners, concurrency
+ * slots and image job claims; by default the host name with the separators ':', '/' and ' '
+ * replaced. Two nodes on one machine need different names. */
+static char node_name_now[40] = "localhost";
+
+static int node_name_from(zg_settings *s, const zg_config *c, char *err, size_t errlen)
+{
+    const char *v = getenv("ZENN_NODE_NAME");
+    if (!v || !*v)
+        v = zg_config_get(c, "server", "node_name", "");
+    if (*v) {
+        size_t n = strlen(v);
+        bool ok = n < sizeof s->node_name;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '-' || v[i] == '_';
+        if (!ok) {
+            snprintf(err, errlen, "[server] node_name: expected 1 to %zu of A-Z a-z 0-9 . - _, got '%.60s'",
+                     sizeof s->node_name - 1, v);
+            return -1;
+        }
+        memcpy(s->node_name, v, n + 1);
+    } else {
+        if (gethostname(s->node_name, sizeof s->node_name) != 0 || !s->node_name[0])
+            snprintf(s->node_name, sizeof s->node_name, "localhost");
+        s->node_name[sizeof s->node_name - 1] = '\0';
+        for (char *p = s->node_name; *p; p++)
+            if (*p == ':' || *p == '/' || *p == ' ')
+                *p = '_';
+    }
+    memcpy(node_name_now, s->node_name, sizeof node_name_now);
+    return 0;
+}
+
+const char *zg_node_name(void)
+{
+    return node_name_now;
+}
+
 int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errlen)
 {
     static const char *const def_base[ZG_PROV_COUNT] = {
@@ -400,6 +439,8 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("server", "threads", 1, 65536, s->threads);
     GET_INT("server", "idle_threads", 1, 1024, s->idle_threads);
     GET_INT("server", "stream_loop", 0, 1, s->stream_loop);
+    if (node_name_from(s, c, err, errlen) != 0)
+        return -1;
     GET_INT("server", "cpu_slots", -1, 4096, s->cpu_slots);
     /* the JSON parser takes lengths as int: at most 1 GiB */
     GET_INT("server", "max_body_bytes", 1024, (int64_t)1 << 30, s->max_body_bytes);

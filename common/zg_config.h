@@ -48,6 +48,7 @@ typedef struct zg_settings {
     int cpu_slots;      /* [server] cpu_slots: threads of a process computing at once (0: 2 x CPUs, -1: any) */
     int idle_threads;   /* [server] idle_threads: threads kept waiting for the next request */
     int stream_loop;    /* [server] stream_loop: 1 relays started streams from the process's event loop */
+    char node_name[40]; /* [server] node_name / ZENN_NODE_NAME: this web node's name (host name) */
     int64_t max_body_bytes;
     int log_level;
     /* [upstream] seconds */
@@ -138,6 +139,9 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
  * only when the path was given explicitly or ZENN_CONFIG is set. Warns when the file holds a
  * secret and is readable by others. */
 int zg_settings_load(zg_settings *s, const char *path, char *err, size_t errlen);
+/* The node name of the settings loaded last (a program loads its settings once): how this web node
+ * names itself in lease owners, concurrency slots and image job claims. */
+const char *zg_node_name(void);
 /* The payment settings of s ([stripe], [plans], [invoice]; zg_config_pay.c) from defaults, c (may be
  * NULL) and ZENN_STRIPE_API_BASE / _SECRET_KEY / _WEBHOOK_SECRET. Called by zg_settings_from. 0 or -1
  * with a message in err. */

@@ -377,11 +377,7 @@ void zg_imgjob_start(const zg_settings *cfg)
 {
     if (nrunners)
         return;
-    char host[64];
-    if (gethostname(host, sizeof host) != 0)
-        snprintf(host, sizeof host, "localhost");
-    host[sizeof host - 1] = '\0';
-    snprintf(owner_prefix, sizeof owner_prefix, "%s:%d:%lld", host, (int)getpid(), (long long)time(NULL));
+    snprintf(owner_prefix, sizeof owner_prefix, "%s:%d:%lld", cfg->node_name, (int)getpid(), (long long)time(NULL));
     int n = cfg->image_workers < RUNNERS_MAX ? cfg->image_workers : RUNNERS_MAX;
     pthread_attr_t a;
     pthread_attr_init(&a);

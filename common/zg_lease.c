@@ -3,16 +3,6 @@
 
 struct zl_state zl = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .jfd = {-1, -1}};
 
-void zl_host_name(char out[40])
-{
-    if (gethostname(out, 40) != 0)
-        snprintf(out, 40, "localhost");
-    out[39] = '\0';
-    for (char *p = out; *p; p++)
-        if (*p == ':' || *p == '/' || *p == ' ')
-            *p = '_'; /* the owner name's separators and a path's */
-}
-
 bool zg_lease_active(void)
 {
     return zl.active;
@@ -441,7 +431,7 @@ int zg_lease_start(const zg_settings *cfg)
     zl.cfg = cfg;
     if (cfg->billing_mode != ZG_BILLING_LEASE)
         return 0;
-    zl_host_name(zl.host);
+    snprintf(zl.host, sizeof zl.host, "%s", cfg->node_name);
     snprintf(zl.owner, sizeof zl.owner, "%s:%ld:%lld", zl.host, (long)getpid(), (long long)time(NULL));
     zl.tab = calloc(TAB_CAP, sizeof *zl.tab);
     zl.used_idx = calloc(TAB_CAP, sizeof *zl.used_idx);

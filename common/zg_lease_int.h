@@ -100,8 +100,6 @@ struct zl_state {
 extern struct zl_state zl;
 
 /* ---- shared inside lease mode (zg_lease*.c) ---- */
-/* This host's name as lease owners carry it: gethostname, ':', '/' and blanks made '_'. */
-void zl_host_name(char out[40]);
 /* The owner name now, copied under mu. */
 void zl_owner_now(char out[64]);
 /* The highest access version seen. */

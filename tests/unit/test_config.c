@@ -1,6 +1,7 @@
 #include "zg_config.h"
 #include "tap.h"
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static zg_config *parse(const char *text, char *err, size_t errlen)
@@ -234,6 +235,31 @@ int main(void)
     is_int(zg_settings_from(&s, NULL, err, sizeof err), 0, "ZENN_DB_HOSTS loads");
     ok(s.db_nhosts == 2 && strcmp(s.db_hosts[1], "y:2") == 0, "from the environment");
     unsetenv("ZENN_DB_HOSTS");
+
+    /* the node name: the host name unless set; two nodes on one machine set their own */
+    char hn[64] = "";
+    gethostname(hn, sizeof hn);
+    is_int(zg_settings_from(&s, NULL, err, sizeof err), 0, "no node name set");
+    ok(s.node_name[0] && strncmp(s.node_name, hn, strlen(s.node_name)) == 0 && !strpbrk(s.node_name, ":/ "),
+       "the host name (%s)", s.node_name);
+    c = parse("[server]\nnode_name = web-2.eu\n", err, sizeof err);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "a node name loads");
+    is_str(s.node_name, "web-2.eu", "as given");
+    is_str(zg_node_name(), "web-2.eu", "and is the process's name");
+    setenv("ZENN_NODE_NAME", "node1", 1);
+    is_int(zg_settings_from(&s, c, err, sizeof err), 0, "ZENN_NODE_NAME loads");
+    is_str(s.node_name, "node1", "over the file's");
+    unsetenv("ZENN_NODE_NAME");
+    zg_config_free(c);
+    static const char *const bad_names[] = {"a:b", "a/b", "a b", "0123456789012345678901234567890123456789"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[server]\nnode_name = %s\n", bad_names[i]);
+        c = parse(text, err, sizeof err);
+        ok(zg_settings_from(&s, c, err, sizeof err) == -1 && strstr(err, "node_name"), "bad node name '%s' (%s)",
+           bad_names[i], err);
+        zg_config_free(c);
+    }
     is_int(zg_provider_parse("zhipu"), ZG_PROV_ZHIPU, "provider by name");
     is_int(zg_provider_parse("nope"), -1, "unknown provider");
     return tap_done();

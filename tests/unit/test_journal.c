@@ -16,16 +16,6 @@
 static char dir[64];
 static zg_settings cfg;
 
-static void host_name(char *out, size_t cap)
-{
-    if (gethostname(out, cap) != 0)
-        snprintf(out, cap, "localhost");
-    out[cap - 1] = '\0';
-    for (char *p = out; *p; p++)
-        if (*p == ':' || *p == '/' || *p == ' ')
-            *p = '_';
-}
-
 /* A process id that is not running: a child that has already exited. Output is flushed first
  * so that a child run under a sanitizer or valgrind, whose exit may flush stdio, cannot print
  * the parent's buffered results a second time. */
@@ -92,8 +82,10 @@ int main(void)
     mkdir(dir, 0700);
     memset(&cfg, 0, sizeof cfg);
     snprintf(cfg.spool_path, sizeof cfg.spool_path, "%s/settle.spool", dir);
+    /* this node's name ([server] node_name), not the machine's: two nodes may share a machine */
+    snprintf(cfg.node_name, sizeof cfg.node_name, "node-a");
     char host[40], own[128], p0[300], p1[300];
-    host_name(host, sizeof host);
+    snprintf(host, sizeof host, "%s", cfg.node_name);
     snprintf(own, sizeof own, "%s:%ld:1700000000", host, dead_pid());
     snprintf(p0, sizeof p0, "%s.lease.%s.0", cfg.spool_path, own);
     snprintf(p1, sizeof p1, "%s.lease.%s.1", cfg.spool_path, own);
