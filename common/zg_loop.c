@@ -51,14 +51,6 @@ bool zg_loop_on(void)
     return __atomic_load_n(&L.on, __ATOMIC_ACQUIRE);
 }
 
-int zg_loop_open(void)
-{
-    pthread_mutex_lock(&L.mu);
-    int n = L.open;
-    pthread_mutex_unlock(&L.mu);
-    return n;
-}
-
 /* ---- commands: from workers and finishers to the loop ---------------------------------------- */
 
 static void post(zg_xfer *x, int cmd)
@@ -99,31 +91,41 @@ static int wait_for(zg_xfer *x, bool head_ok)
     return now == PH_HEAD ? ZG_LOOP_HEAD : ZG_LOOP_DONE;
 }
 
-/* ---- the web server's connection --------------------------------------------------------------- */
-
-static void watch(zg_xfer *x)
+/* Is x's transfer running in the loop (not paused at its head, not over)? */
+static bool running(const zg_xfer *x)
 {
-    unsigned want = 0;
-    if (!x->gone) {
-        if (x->watch_in && (x->phase == PH_PRE_HEAD || x->phase == PH_ATTACHED || x->phase == PH_DETACHED))
-            want |= EPOLLIN | EPOLLRDHUP;
-        if (x->out_off < x->outq.len)
-            want |= EPOLLOUT;
-    }
-    if (want == x->fd_events)
-        return;
-    struct epoll_event ev = {.events = want, .data.ptr = x};
-    epoll_ctl(L.ep, x->fd_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, x->client_fd, &ev);
-    if (!want)
-        epoll_ctl(L.ep, EPOLL_CTL_DEL, x->client_fd, NULL);
-    x->fd_events = want;
+    return x->phase == PH_PRE_HEAD || x->phase == PH_ATTACHED || x->phase == PH_DETACHED;
 }
+
+/* ---- the web server's connection --------------------------------------------------------------- */
 
 static void unwatch(zg_xfer *x)
 {
     if (x->fd_events)
         epoll_ctl(L.ep, EPOLL_CTL_DEL, x->client_fd, NULL);
     x->fd_events = 0;
+}
+
+/* Watch the connection for what x needs now: the client leaving while the transfer runs, room
+ * for queued output. */
+static void watch(zg_xfer *x)
+{
+    unsigned want = 0;
+    if (!x->gone) {
+        if (x->watch_in && running(x))
+            want |= EPOLLIN | EPOLLRDHUP;
+        if (x->out_off < x->outq.len)
+            want |= EPOLLOUT;
+    }
+    if (want == x->fd_events)
+        return;
+    if (!want) {
+        unwatch(x);
+        return;
+    }
+    struct epoll_event ev = {.events = want, .data.ptr = x};
+    epoll_ctl(L.ep, x->fd_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, x->client_fd, &ev);
+    x->fd_events = want;
 }
 
 /* Write what is queued without blocking. 0, or -1 when the connection failed. */
@@ -200,9 +202,7 @@ static void free_closed(zg_xfer *x)
         shutdown(x->client_fd, SHUT_RDWR); /* a cut body must not look complete */
     close(x->client_fd);
     live_remove(x);
-    zg_buf_free(&x->outq);
-    pthread_cond_destroy(&x->cond);
-    free(x);
+    zg_loop_release(x);
     pthread_mutex_lock(&L.mu);
     L.open--;
     pthread_mutex_unlock(&L.mu);
@@ -236,13 +236,6 @@ static void transfer_over(zg_xfer *x)
     }
 }
 
-/* The loop ends a running transfer (timeout, client gone, a callback said stop). */
-static void end_transfer(zg_xfer *x)
-{
-    if (x->phase == PH_PRE_HEAD || x->phase == PH_ATTACHED || x->phase == PH_DETACHED)
-        transfer_over(x);
-}
-
 /* Receive again (the client caught up, or left). */
 static void resume(zg_xfer *x)
 {
@@ -255,23 +248,18 @@ static void resume(zg_xfer *x)
 static void client_gone(zg_xfer *x)
 {
     x->gone = true;
-    switch (x->phase) {
-    case PH_PRE_HEAD:
-    case PH_ATTACHED:
-    case PH_DETACHED:
+    if (x->phase == PH_CLOSING) {
+        free_closed(x);
+        return;
+    }
+    if (running(x)) {
         x->r->client_gone = true;
         if (!x->cb.on_gone || x->cb.on_gone(x->ctx) != 0) {
             x->aborted = true;
-            end_transfer(x);
+            transfer_over(x);
             return;
         }
         resume(x); /* read on to the final usage: nobody is waiting for the queue to drain now */
-        break;
-    case PH_CLOSING:
-        free_closed(x);
-        return;
-    default:
-        break;
     }
     watch(x);
 }
@@ -386,36 +374,30 @@ static void run_commands(void)
 /* Every TICK_MS: timeouts, pings and slow readers. */
 static void tick(int64_t now)
 {
+    int64_t ping = (int64_t)(L.cfg ? L.cfg->ping_interval : 5) * 1000;
     zg_xfer *next;
     for (zg_xfer *x = L.live; x; x = next) {
         next = x->next;
-        switch (x->phase) {
-        case PH_PRE_HEAD:
-        case PH_ATTACHED:
-        case PH_DETACHED:
-            if (x->cb.head_timeout_ms > 0 && x->ttfb < 0 && now - x->t0 >= x->cb.head_timeout_ms) {
-                x->timed_out_head = true;
-                end_transfer(x);
-            } else if (!x->paused && now - x->last_rx >= (int64_t)x->idle_s * 1000) {
-                x->timed_out_idle = true;
-                end_transfer(x);
-            } else if (x->phase == PH_DETACHED && x->cb.on_idle && !x->gone) {
-                int64_t ping = (L.cfg ? L.cfg->ping_interval : 5) * 1000;
-                if (now - x->last_rx >= ping && now - x->last_ping >= ping) {
-                    x->last_ping = now;
-                    if (x->cb.on_idle(x->ctx) != 0) {
-                        x->aborted = true;
-                        end_transfer(x);
-                    }
-                }
-            }
-            break;
-        case PH_CLOSING:
+        if (x->phase == PH_CLOSING) {
             if (now - x->closing_since >= CLOSING_MAX_MS)
                 free_closed(x);
-            break;
-        default:
-            break;
+            continue;
+        }
+        if (!running(x))
+            continue;
+        if (x->cb.head_timeout_ms > 0 && x->ttfb < 0 && now - x->t0 >= x->cb.head_timeout_ms) {
+            x->timed_out_head = true;
+            transfer_over(x);
+        } else if (!x->paused && now - x->last_rx >= (int64_t)x->idle_s * 1000) {
+            x->timed_out_idle = true;
+            transfer_over(x);
+        } else if (x->phase == PH_DETACHED && x->cb.on_idle && !x->gone && now - x->last_rx >= ping &&
+                   now - x->last_ping >= ping) {
+            x->last_ping = now;
+            if (x->cb.on_idle(x->ctx) != 0) {
+                x->aborted = true;
+                transfer_over(x);
+            }
         }
     }
 }

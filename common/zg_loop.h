@@ -19,8 +19,6 @@ int zg_loop_start(const struct zg_settings *cfg);
 bool zg_loop_on(void);
 /* Wait until every transfer in the loop has ended and been settled, then stop its threads. */
 void zg_loop_stop(void);
-/* Transfers in the loop now (for logs and tests). */
-int zg_loop_open(void);
 
 /* What zg_loop_begin and the calls after it return. */
 enum { ZG_LOOP_HEAD = 1, ZG_LOOP_DONE = 2 };
@@ -39,7 +37,8 @@ int zg_loop_cancel(zg_xfer *x);
  * connection, its writes through zg_req_detach) and calls x->cb.on_end at the end. The caller
  * must not touch x, its request or its callbacks' context afterwards. */
 void zg_loop_detach(zg_xfer *x);
-/* Free a transfer that ended with ZG_LOOP_DONE (after zg_xfer_finish). */
+/* Free a transfer that ended with ZG_LOOP_DONE (after zg_xfer_finish); the loop frees a detached
+ * one with it too. */
 void zg_loop_release(zg_xfer *x);
 
 #endif

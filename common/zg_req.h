@@ -76,7 +76,8 @@ int zg_req_read_body(zg_req *r);
 void zg_req_detach(zg_req *r, const zg_resp_sink *sink, void *ctx);
 /* Whether the request this thread just served was detached (clears the mark). */
 bool zg_req_take_detached(void);
-/* End a detached request (its sink's end) and free it with its FastCGI request. */
+/* Free a request allocated as zg_req_detach requires, with its FastCGI request; a detached one's
+ * sink is ended first. */
 void zg_req_release(zg_req *r);
 
 /* Make a fresh random request id "req_" + 24 hex digits into out (at least 29 bytes). */

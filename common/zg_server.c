@@ -238,13 +238,8 @@ static void *worker(void *arg)
     }
     if (counted)
         __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
-    if (r) {
-        FCGX_Free(fcgx, 0);
-        free(fcgx);
-        zg_buf_free(&r->body);
-        zg_buf_free(&r->headers);
-        free(r);
-    }
+    if (r)
+        zg_req_release(r); /* this thread's own (never detached): only freed */
     zg_db_free(db);
     zg_db_thread_end();
     slot_release(slot);

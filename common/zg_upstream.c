@@ -5,17 +5,11 @@
 #include "zg_gate.h"
 #include "zg_clock.h"
 #include "zg_config.h"
-#include "zg_log.h"
-#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 
 /* A transfer's curl handles. The multi handle keeps the upstream connections that stay open after
  * a request; idle pairs wait in a per-process stack for the next request on any thread (worker

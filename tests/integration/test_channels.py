@@ -6,14 +6,13 @@ and that nothing reaches the client twice. Routing does not depend on the web se
 lighttpd only."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from zgtest import (Skip, admin, admin_fail, admin_json, assert_error_shape, auth, eq, new_user, ok, request,
+from zgtest import (Skip, admin, admin_fail, admin_json, assert_error_shape, auth, closed_port, eq, new_user, ok, request,
                     sql, sql_int, sql_rows, stream, user_id, wait_until)
 
 HAIKU = "claude-haiku-4-5"
@@ -63,14 +62,6 @@ def teardown_module():
     time.sleep(RELOAD_S)
     for f in _fakes:
         f.proc.terminate()
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def add(name, url, *extra):

@@ -4,10 +4,9 @@ connects with the same code as the programs: the first entry refuses, the next o
 stack's socket) answers. The connect logic does not depend on the web server: behind lighttpd."""
 
 import os
-import socket
 import subprocess
 
-from zgtest import ADMIN, Skip, eq, ok
+from zgtest import ADMIN, Skip, closed_port, eq, ok
 
 
 def setup_module():
@@ -15,14 +14,6 @@ def setup_module():
         raise Skip("the database connection does not depend on the web server: tested behind lighttpd")
     if not os.environ.get("ZG_DB_SOCK"):
         raise Skip("ZG_DB_SOCK is not set")
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run_admin(hosts, *args):

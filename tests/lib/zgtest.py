@@ -21,6 +21,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -576,6 +577,15 @@ def program_pids(name):
         if exe.endswith("/fcgi/" + name) and (("ZENN_CONFIG=" + CONFIG).encode() in env or shared_host):
             pids.append(int(d))
     return pids
+
+
+def closed_port():
+    """A local TCP port nothing listens on (bound for a moment, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def proc_status_total(pids, field):
