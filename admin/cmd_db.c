@@ -15,9 +15,10 @@ extern const char zg_sql_migrate_8[];
 extern const char zg_sql_migrate_9[];
 extern const char zg_sql_migrate_10[];
 extern const char zg_sql_migrate_11[];
+extern const char zg_sql_migrate_12[];
 
 /* sql/schema.sql is the whole current schema: a new database gets it at once, at this version. */
-#define SCHEMA_VERSION 11
+#define SCHEMA_VERSION 12
 
 /* Forward migrations (deltas): each is applied once, in order, to a database made by an older
  * version. To change the schema, change schema.sql, raise SCHEMA_VERSION, and append
@@ -40,6 +41,8 @@ static const struct migration {
     {10, "channels: several upstream accounts per provider; the channel and attempts of each request",
      zg_sql_migrate_10},
     {11, "key expiry, browser keys bound to a session, one key lookup, background image jobs", zg_sql_migrate_11},
+    {12, "a settlement releases only what its lease still holds (a lost node's leases released meanwhile)",
+     zg_sql_migrate_12},
 };
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -93,7 +96,7 @@ static int migrate_locked(app *a, const args *g)
     int64_t cur;
     if (schema_version(a, &cur) != 0)
         return db_fail(a, g, "reading the schema version");
-    _Static_assert(SCHEMA_VERSION == 11, "SCHEMA_VERSION and the last migration go together");
+    _Static_assert(SCHEMA_VERSION == 12, "SCHEMA_VERSION and the last migration go together");
     int latest = MIGRATIONS[N_MIGRATIONS - 1].version;
     if (cur > latest)
         return fail(g, "the database is at schema version %" PRId64 ", newer than this zenn-admin knows (%d);"

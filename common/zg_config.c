@@ -399,6 +399,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     s->lease_slots = 64;
     s->lease_idle_ms = 2000;
     s->flush_ms = 2;
+    s->lost_host_after = 300;
     s->rl_messages = 1000;
     s->signup = ZG_SIGNUP_OPEN;
     s->session_idle_s = 7 * 86400;
@@ -466,6 +467,7 @@ int zg_settings_from(zg_settings *s, const zg_config *c, char *err, size_t errle
     GET_INT("billing", "lease_slots", 1, 1000000, s->lease_slots);
     GET_INT("billing", "lease_idle_ms", 10, 3600000, s->lease_idle_ms);
     GET_INT("billing", "flush_ms", 1, 10000, s->flush_ms);
+    GET_INT("billing", "lost_host_after", 6, 86400, s->lost_host_after);
     const char *mode = getenv("ZENN_BILLING_MODE");
     if (!mode || !*mode)
         mode = zg_config_get(c, "billing", "mode", "lease");

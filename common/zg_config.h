@@ -66,6 +66,7 @@ typedef struct zg_settings {
     int lease_slots;              /* requests of the hourly limit a process reserves at most */
     int lease_idle_ms;            /* a lease unused this long is given back */
     int flush_ms;                 /* finished requests are written at least this often */
+    int lost_host_after;          /* seconds: leases a node has not renewed this long are released */
     /* [limits] requests per hour */
     int rl_messages, rl_codex, rl_images, rl_count_tokens;
     int concurrent_per_user; /* requests in flight per user, across processes and nodes */

@@ -1,6 +1,7 @@
 #include "zg_db.h"
 #include "zg_gate.h"
 #include "zg_clock.h"
+#include "zg_dbhost.h"
 #include "zg_log.h"
 #include "zg_num.h"
 #include <errmsg.h>
@@ -31,6 +32,8 @@ struct zg_db {
     unsigned errnum;
     uint64_t trips;
     zg_db_pool *pool; /* a borrowing handle: no connection of its own */
+    int host;         /* the [database] hosts entry connected to (0 without a list) */
+    int64_t made_at;  /* when the connection was made (monotonic ms) */
 };
 
 /* The process's connections, lent out for one statement at a time. */
@@ -231,7 +234,8 @@ static int open_server(zg_db *db, const char *host, int port, const char *sock, 
         set_err(db, CR_OUT_OF_MEMORY, "out of memory");
         return -1;
     }
-    unsigned timeout = 5;
+    /* with several servers a silent one is given up sooner: the next may answer at once */
+    unsigned timeout = db->cfg->db_nhosts > 1 ? 3 : 5;
     my_bool reconnect = 0;
     mysql_optionsv(db->my, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
     mysql_optionsv(db->my, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
@@ -249,35 +253,24 @@ static int open_server(zg_db *db, const char *host, int port, const char *sock, 
     return 0;
 }
 
-/* [database] hosts: until when (monotonic ms) a server that refused a connection is tried last. */
-#define HOST_DOWN_MS 10000
-static int64_t host_down_until[ZG_DB_HOSTS_MAX];
-static pthread_mutex_t hosts_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* Connect to the first server of [database] hosts that answers: in order, those that failed in the
- * last HOST_DOWN_MS after the others. 0, or -1 with the last error set. */
+/* Connect to the first server of [database] hosts that answers, in zg_dbhost's order (one that
+ * failed lately is tried last). 0, or -1 with the last error set. */
 static int open_listed(zg_db *db, unsigned io_timeout)
 {
     const zg_settings *s = db->cfg;
-    int64_t now = zg_clock_ms();
-    int order[ZG_DB_HOSTS_MAX], n = 0;
-    pthread_mutex_lock(&hosts_mu);
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < s->db_nhosts; i++)
-            if ((host_down_until[i] > now) == (pass == 1))
-                order[n++] = i;
-    pthread_mutex_unlock(&hosts_mu);
+    int order[ZG_DBHOST_MAX];
+    int n = zg_dbhost_order(s->db_nhosts, zg_clock_ms(), order);
     for (int k = 0; k < n; k++) {
         int i = order[k], port;
         char host[256], sock[512];
         if (zg_config_db_addr(s->db_hosts[i], s->db_port, host, sizeof host, &port, sock, sizeof sock) != 0)
             continue;
         int rc = open_server(db, host, port, sock[0] ? sock : NULL, io_timeout);
-        pthread_mutex_lock(&hosts_mu);
-        host_down_until[i] = rc == 0 ? 0 : zg_clock_ms() + HOST_DOWN_MS;
-        pthread_mutex_unlock(&hosts_mu);
-        if (rc == 0)
+        zg_dbhost_mark(i, rc == 0, zg_clock_ms());
+        if (rc == 0) {
+            db->host = i;
             return 0;
+        }
         if (k + 1 < n)
             zg_warn("database %s: %s; trying %s", s->db_hosts[i], db->err, s->db_hosts[order[k + 1]]);
     }
@@ -286,12 +279,15 @@ static int open_listed(zg_db *db, unsigned io_timeout)
 
 static int connect_direct(zg_db *db)
 {
+    if (db->connected && db->cfg->db_nhosts > 1 && zg_dbhost_away(db->host, db->made_at, zg_clock_ms()))
+        disconnect(db); /* on a fallback server for a while: the preferred one may be back */
     if (db->connected)
         return 0;
     disconnect(db);
     /* a database that stops answering turns into an error within db_timeout, never a hang */
     unsigned io_timeout = db->cfg->db_timeout > 0 ? (unsigned)db->cfg->db_timeout : 5;
     const zg_settings *s = db->cfg;
+    db->host = 0;
     int rc = s->db_nhosts > 0 ? open_listed(db, io_timeout)
                               : open_server(db, s->db_host, s->db_port, s->db_socket[0] ? s->db_socket : NULL,
                                             io_timeout);
@@ -312,6 +308,7 @@ static int connect_direct(zg_db *db)
         return -1;
     }
     db->connected = 1;
+    db->made_at = zg_clock_ms();
     return 0;
 }
 
@@ -324,8 +321,13 @@ static int is_conn_error(unsigned e)
 
 static int is_retry_error(unsigned e)
 {
-    return e == 1213 /* deadlock */ || e == 1205 /* lock wait timeout */;
+    return e == 1213 /* deadlock, or a Galera write conflict */ || e == 1205 /* lock wait timeout */;
 }
+
+/* A Galera node outside the primary component answers every statement with 1047 ("WSREP has not
+ * yet prepared node for application use") without running it. */
+#define ER_NODE_NOT_READY 1047
+
 
 static MYSQL_STMT *get_stmt(zg_db *db, const char *sql)
 {
@@ -489,6 +491,12 @@ static int run_once(zg_db *db, const char *sql, const zg_val *params, int nparam
  * not answer costs one timeout, not one per request. A database that refuses connections (stopped,
  * restarting) is asked again at once: it may be back the next moment. */
 #define DOWN_FOR_MS 2000
+/* A statement rolled back by a deadlock or a Galera write conflict is run again after a pause
+ * (zg_dbhost_conflict_pause_ms) at least LOCK_RETRIES times, and for LOCK_RETRY_MS: a row every
+ * node writes at once (a user's balance under a burst of requests on two web nodes) can lose
+ * several certifications in a row. */
+#define LOCK_RETRIES 8
+#define LOCK_RETRY_MS 3000
 #define SLOW_FAIL_MS 1000
 static int64_t down_until;
 
@@ -527,7 +535,8 @@ int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_
 static int run_direct(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
                       int64_t *affected)
 {
-    int conn_retries = 1, lock_retries = 3;
+    int conn_retries = 1, conflicts = 0, not_ready = 0;
+    bool listed = db->cfg->db_nhosts > 1;
     int64_t t0 = zg_clock_ms();
     if (database_down(db))
         return -1;
@@ -535,11 +544,22 @@ static int run_direct(zg_db *db, const char *sql, const zg_val *params, int npar
         db->errnum = 0;
         if (run_once(db, sql, params, nparams, fn, ctx, affected) == 0)
             return 0;
+        if (db->errnum == ER_NODE_NOT_READY && listed && not_ready++ < db->cfg->db_nhosts) {
+            /* the statement did not run: move to the next server */
+            zg_dbhost_mark(db->host, false, zg_clock_ms());
+            zg_warn("database %s is not ready (%s); trying the next one", db->cfg->db_hosts[db->host], db->err);
+            disconnect(db);
+            continue;
+        }
         if (is_conn_error(db->errnum) || !db->connected) {
+            /* with [database] hosts, the server that failed is tried after the others for a while,
+             * so the one retry goes to the next server even after a timeout */
+            if (listed && db->connected)
+                zg_dbhost_mark(db->host, false, zg_clock_ms());
             disconnect(db);
             /* a connection that broke at once (the server restarted, an idle connection timed out)
              * is made again; one that timed out is not waited for twice */
-            if (conn_retries-- > 0 && zg_clock_ms() - t0 < SLOW_FAIL_MS) {
+            if (conn_retries-- > 0 && (listed || zg_clock_ms() - t0 < SLOW_FAIL_MS)) {
                 zg_warn("database connection lost (%s); reconnecting", db->err);
                 continue;
             }
@@ -549,7 +569,10 @@ static int run_direct(zg_db *db, const char *sql, const zg_val *params, int npar
         } else if (db->errnum == 1615 /* needs re-prepare */ && conn_retries-- > 0) {
             drop_statements(db);
             continue;
-        } else if (is_retry_error(db->errnum) && lock_retries-- > 0) {
+        } else if (is_retry_error(db->errnum) && (conflicts < LOCK_RETRIES || zg_clock_ms() - t0 < LOCK_RETRY_MS)) {
+            /* rolled back whole: asking again cannot apply it twice */
+            struct timespec ts = {0, (long)zg_dbhost_conflict_pause_ms(++conflicts) * 1000000L};
+            nanosleep(&ts, NULL);
             continue;
         }
         return -1;

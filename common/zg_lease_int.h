@@ -30,9 +30,11 @@
 #define QUEUE_CAP 1000000      /* rows kept in memory while the database is away */
 #define VERSION_POLL_MS 100    /* how often the access version is read */
 #define UPKEEP_MS 50           /* how often idle and low leases are looked for */
-#define HEARTBEAT_MS 5000      /* how often the leases are marked alive */
-#define STALE_OWNER_S 300      /* leases not renewed for this long belong to a lost host */
-#define ORPHAN_AFTER_MS 200000 /* without a heartbeat this long, our leases may be reaped: forget them */
+/* Leases not renewed for [billing] lost_host_after seconds belong to a lost host and are released
+ * by the others; they are marked alive every HEARTBEAT_MS (at least 4 times in that span), and a
+ * process that could not mark them for ORPHAN_AFTER_MS forgets them (they may be released). */
+#define HEARTBEAT_MS(cfg) ((cfg)->lost_host_after >= 20 ? 5000 : (cfg)->lost_host_after * 250)
+#define ORPHAN_AFTER_MS(cfg) ((int64_t)(cfg)->lost_host_after * 2000 / 3)
 #define JOURNAL_ROTATE (8u << 20)
 #define RECALL_TRIES 8         /* a refused request asks again this often while slices are recalled */
 #define RECALL_WAIT_MS 100     /* between those asks (processes poll for recalls every VERSION_POLL_MS) */

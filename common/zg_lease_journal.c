@@ -287,17 +287,18 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
     static time_t next_stale;
     time_t now = time(NULL);
     if (now >= next_stale) {
-        next_stale = now + 60;
+        int every = cfg->lost_host_after / 3;
+        next_stale = now + (every < 1 ? 1 : every > 60 ? 60 : every);
         struct owners oc;
         oc.n = 0;
-        zg_val a[1] = {ZG_INT(STALE_OWNER_S)};
+        zg_val a[1] = {ZG_INT(cfg->lost_host_after)};
         if (zg_db_run(db, SQL_STALE, a, 1, collect_owner, &oc, NULL) == 0) {
             for (int i = 0; i < oc.n; i++) {
                 if (zl.active && strcmp(oc.o[i], mine) == 0)
                     continue;
                 struct drop all = {0};
                 if (zl_drop_one(db, oc.o[i], &all) == 0)
-                    zg_warn("released the leases of %s: not renewed for %d s", oc.o[i], STALE_OWNER_S);
+                    zg_warn("released the leases of %s: not renewed for %d s", oc.o[i], cfg->lost_host_after);
             }
         }
     }

@@ -271,11 +271,11 @@ void *zl_writer_main(void *arg)
         /* low leases are looked for every UPKEEP_MS, and at once when a request saw one */
         if (ok && (upkeep || __atomic_exchange_n(&zl.refill_due, false, __ATOMIC_RELAXED)))
             refill(db, now);
-        if (now - last_beat >= HEARTBEAT_MS) {
+        if (now - last_beat >= HEARTBEAT_MS(zl.cfg)) {
             zg_val p[1] = {ZG_STR(zl.owner)};
             if (zg_db_run(db, SQL_HEARTBEAT, p, 1, NULL, NULL, NULL) == 0) {
                 last_beat = now;
-            } else if (now - last_beat >= ORPHAN_AFTER_MS) {
+            } else if (now - last_beat >= ORPHAN_AFTER_MS(zl.cfg)) {
                 /* our leases may be reaped as a lost host's: forget them, and lease anew under a new
                  * name once the database is back */
                 pthread_mutex_lock(&zl.mu);
@@ -291,7 +291,7 @@ void *zl_writer_main(void *arg)
                 pthread_mutex_unlock(&zl.mu);
                 last_beat = now;
                 zg_warn("lease: no heartbeat for %d s; leases forgotten, now leasing as %s",
-                        ORPHAN_AFTER_MS / 1000, zl.owner);
+                        (int)(ORPHAN_AFTER_MS(zl.cfg) / 1000), zl.owner);
             }
         }
         if (!ok)

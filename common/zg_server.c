@@ -238,8 +238,15 @@ static void *worker(void *arg)
     }
     if (counted)
         __atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
-    if (r)
-        zg_req_release(r); /* this thread's own (never detached): only freed */
+    if (r) {
+        /* this thread's own (never detached): only freed; between requests r no longer points at
+         * the FastCGI state it was served with, so that is freed here */
+        if (r->fcgx != fcgx) {
+            FCGX_Free(fcgx, 0);
+            free(fcgx);
+        }
+        zg_req_release(r);
+    }
     zg_db_free(db);
     zg_db_thread_end();
     slot_release(slot);

@@ -1089,7 +1089,9 @@ END //
 -- Write one finished request that was admitted under a lease and never had a pending row (a dead
 -- process's journal, or a batch that zg_flush refused). Idempotent per request id: a request already
 -- in usage_log is left alone (code 1). Debits balance, key and lots; p_released credits of it came
--- out of p_owner's lease on (p_key, p_group) and leave the holds. One row: code, cash_micros.
+-- out of p_owner's lease on (p_key, p_group) and leave the holds, as far as that lease still holds
+-- them: a lease released meanwhile (its node lost, see zg_lease_drop) gave its credits back already.
+-- One row: code, cash_micros.
 CREATE OR REPLACE PROCEDURE zg_settle_direct(
   IN p_owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin, IN p_group VARCHAR(16) CHARACTER SET ascii,
   IN p_released BIGINT, IN p_request_id VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin, IN p_user BIGINT UNSIGNED,
@@ -1101,6 +1103,8 @@ CREATE OR REPLACE PROCEDURE zg_settle_direct(
   IN p_channel VARCHAR(64) CHARACTER SET ascii, IN p_attempts INT)
 proc: BEGIN
   DECLARE v_cash BIGINT DEFAULT 0;
+  DECLARE v_rel BIGINT DEFAULT 0;
+  DECLARE v_lock BIGINT UNSIGNED;
   DECLARE v_now DATETIME(3) DEFAULT NOW(3);
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   START TRANSACTION;
@@ -1116,10 +1120,15 @@ proc: BEGIN
     SELECT 1 AS code, 0 AS cash_micros;
     LEAVE proc;
   END IF;
-  UPDATE users SET balance = balance - p_credits, held = held - p_released WHERE id = p_user;
-  UPDATE api_keys SET spent = spent + p_credits, held = held - p_released WHERE id = p_key;
-  IF p_released <> 0 THEN
-    UPDATE leases SET credits = credits - p_released WHERE owner = p_owner AND key_id = p_key AND grp = p_group;
+  SELECT id INTO v_lock FROM users WHERE id = p_user FOR UPDATE;
+  IF p_released > 0 THEN
+    SELECT COALESCE(MAX(LEAST(p_released, GREATEST(credits, 0))), 0) INTO v_rel FROM leases
+     WHERE owner = p_owner AND key_id = p_key AND grp = p_group FOR UPDATE;
+  END IF;
+  UPDATE users SET balance = balance - p_credits, held = held - v_rel WHERE id = p_user;
+  UPDATE api_keys SET spent = spent + p_credits, held = held - v_rel WHERE id = p_key;
+  IF v_rel <> 0 THEN
+    UPDATE leases SET credits = credits - v_rel WHERE owner = p_owner AND key_id = p_key AND grp = p_group;
   END IF;
   CALL zg_consume_lots(p_user, DATE(v_now), p_credits, v_cash);
   UPDATE usage_log SET cash_micros = v_cash WHERE request_id = p_request_id;
@@ -1133,7 +1142,8 @@ END //
 -- end_reason, credits, released, input, output, cache_read, cache_write_5m, cache_write_1h,
 -- reasoning, units, estimated, upstream_status, ttfb_ms, duration_ms, channel, attempts] (the last
 -- two may be missing: none, 1); "released" is the part of
--- the credits that came out of p_owner's lease on (key_id, group). Each row's lots are consumed by
+-- the credits that came out of p_owner's lease on (key_id, group), released from the holds while
+-- that lease exists (one released meanwhile as a lost node's gave its credits back). Each row's lots are consumed by
 -- the one lot walk (zg_lot_walk), carried from row to row of a user so each lot row is written
 -- once; the rows are added to the rollup (zg_rollup) in the same transaction. A request id already
 -- written fails the whole batch (duplicate key) so the caller can fall back to zg_settle_direct per row.
@@ -1161,18 +1171,19 @@ BEGIN
   DECLARE v_units, v_est, v_ups, v_ttfb, v_dur, v_att INT;
   DECLARE v_chan VARCHAR(64) CHARACTER SET ascii;
   DECLARE cur CURSOR FOR
-    SELECT rid, user_id, key_id, surface, model, provider, hold, status, end_reason, credits, rel,
-           i, o, cr, cw5, cw1h, rsn, units, est, ups, ttfb, dur, chan, att
+    SELECT rid, j.user_id, j.key_id, surface, model, provider, hold, status, end_reason, j.credits,
+           IF(l.owner IS NULL, 0, rel), i, o, cr, cw5, cw1h, rsn, units, est, ups, ttfb, dur, chan, att
       FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
              seq FOR ORDINALITY,
              rid VARCHAR(40) PATH '$[0]', user_id BIGINT UNSIGNED PATH '$[1]', key_id BIGINT UNSIGNED PATH '$[2]',
-             surface VARCHAR(16) PATH '$[4]', model VARCHAR(64) PATH '$[5]', provider VARCHAR(32) PATH '$[6]',
+             grp VARCHAR(16) PATH '$[3]', surface VARCHAR(16) PATH '$[4]', model VARCHAR(64) PATH '$[5]', provider VARCHAR(32) PATH '$[6]',
              hold BIGINT PATH '$[7]', status VARCHAR(16) PATH '$[8]', end_reason VARCHAR(24) PATH '$[9]',
              credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]', i BIGINT PATH '$[12]', o BIGINT PATH '$[13]', cr BIGINT PATH '$[14]',
              cw5 BIGINT PATH '$[15]', cw1h BIGINT PATH '$[16]', rsn BIGINT PATH '$[17]', units INT PATH '$[18]',
              est INT PATH '$[19]', ups INT PATH '$[20]', ttfb INT PATH '$[21]', dur INT PATH '$[22]',
              chan VARCHAR(64) PATH '$[23]', att INT PATH '$[24]')) j
-     ORDER BY user_id, seq;
+      LEFT JOIN leases l ON l.owner = p_owner AND l.key_id = j.key_id AND l.grp = j.grp
+     ORDER BY j.user_id, seq;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
 
@@ -1210,9 +1221,11 @@ BEGIN
     UPDATE users SET balance = balance - v_sum, held = held - v_sum_rel WHERE id = v_cur_user;
     CALL zg_lot_put(v_cur_user, DATE(v_now), v_lot, v_lot_taken, v_lot_cash);
   END IF;
-  UPDATE api_keys k JOIN (SELECT key_id, SUM(credits) c, SUM(rel) r FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
-           key_id BIGINT UNSIGNED PATH '$[2]', credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]')) j
-         GROUP BY key_id) t ON t.key_id = k.id
+  UPDATE api_keys k JOIN (SELECT j.key_id, SUM(j.credits) c, SUM(IF(l.owner IS NULL, 0, j.rel)) r
+           FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (key_id BIGINT UNSIGNED PATH '$[2]', grp VARCHAR(16) PATH '$[3]',
+                credits BIGINT PATH '$[10]', rel BIGINT PATH '$[11]')) j
+           LEFT JOIN leases l ON l.owner = p_owner AND l.key_id = j.key_id AND l.grp = j.grp
+         GROUP BY j.key_id) t ON t.key_id = k.id
      SET k.spent = k.spent + t.c, k.held = k.held - t.r, k.last_used_at = NOW(3);
   UPDATE leases l JOIN (SELECT key_id, grp, SUM(rel) r FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
            key_id BIGINT UNSIGNED PATH '$[2]', grp VARCHAR(16) PATH '$[3]', rel BIGINT PATH '$[11]')) j
