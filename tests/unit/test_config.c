@@ -67,6 +67,7 @@ int main(void)
     is_int(s.billing_mode, ZG_BILLING_LEASE, "billing mode defaults to lease");
     is_int(s.flush_ms, 2, "default flush period");
     is_int(s.lease_idle_ms, 2000, "default lease idle time");
+    is_int(s.lost_host_after, 300, "default lost-host timeout");
 
     is_str(s.prov[ZG_PROV_GEMINI].openai_base_url, "https://generativelanguage.googleapis.com/v1beta/openai",
            "default gemini OpenAI-compatible url");
@@ -160,6 +161,7 @@ int main(void)
         {"[billing]\nhold_output_cap = 1.5\n", "hold_output_cap"},
         {"[billing]\nmode = fast\n", "[billing] mode"},
         {"[billing]\nflush_ms = 0\n", "flush_ms"},
+        {"[billing]\nlost_host_after = 5\n", "lost_host_after"},
         {"[billing]\nlease_slots = 0\n", "lease_slots"},
         {"[billing]\nlease_credits = -5\n", "lease_credits"},
         {"[stripe]\ncurrency = USD\n", "currency"},
