@@ -122,9 +122,9 @@ galera_boot_node() {
   echo 1
 }
 
-# galera_start: the whole cluster, database "zenn" and the gateway's user (DB_USER/DB_PASSWORD).
+# galera_start: the whole cluster, database "zenn" and the gateway's user; sets what galera_env does.
 galera_start() {
-  local n boot
+  local n boot pwf
   ensure_galera_packages
   if ! galera_any_synced; then
     for ((n = 1; n <= GALERA_NODES; n++)); do galera_node_stop "$n" >/dev/null; done
@@ -133,23 +133,16 @@ galera_start() {
   fi
   for ((n = 1; n <= GALERA_NODES; n++)); do galera_node_start "$n"; done
   # the gateway connects over TCP, as a user of its own (root may only use the socket)
-  local pwf=$(galera_root)/zenn.password
+  pwf=$(galera_root)/zenn.password
   if [ ! -s "$pwf" ]; then
     (umask 077; head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$pwf")
   fi
-  DB_USER=zenn
-  DB_PASSWORD=$(cat "$pwf")
-  boot=$(for ((n = 1; n <= GALERA_NODES; n++)); do galera_running $n && { echo $n; break; }; done)
-  galera_query "$boot" "CREATE DATABASE IF NOT EXISTS zenn CHARACTER SET utf8mb4;
+  galera_env
+  db_query "CREATE DATABASE IF NOT EXISTS zenn CHARACTER SET utf8mb4;
     CREATE USER IF NOT EXISTS 'zenn'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
     ALTER USER 'zenn'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
     GRANT ALL ON zenn.* TO 'zenn'@'127.0.0.1';" >/dev/null
-  DB_SOCK=$(galera_sock "$boot")
-  DB_HOSTS=$(galera_hosts 1)
-  echo "$(galera_size "$boot")" >/dev/null
 }
-
-galera_size() { galera_status "$1" wsrep_cluster_size; }
 
 galera_node_stop() { # N [kill]
   local n=$1 how=${2:-} dir pid
@@ -332,16 +325,5 @@ run_galera_tests() {
     tee "$logf"
   rc=${PIPESTATUS[0]}
   set -e
-  local line pass fail
-  line=$(grep -E "^\[galera\] [0-9]+ passed, [0-9]+ failed\$" "$logf" | tail -n 1 || true)
-  if [ -z "$line" ]; then
-    t_broken "[galera] the integration runner printed no summary (exit $rc; see $logf)"
-    return 0
-  fi
-  line=${line#"[galera] "}
-  pass=${line%% passed*}
-  fail=${line#*, }; fail=${fail%% failed*}
-  t_add "$pass" "$fail"
-  [ $((pass + fail)) -gt 0 ] || t_broken "[galera] the runner ran no test${pattern:+ (-k $pattern)}"
-  [ "$rc" = 0 ] || [ "$fail" != 0 ] || t_broken "[galera] the runner exited $rc without failed tests"
+  add_runner_result galera "$logf" "$rc" "$pattern" || true
 }

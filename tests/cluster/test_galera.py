@@ -19,8 +19,8 @@ import threading
 import time
 
 from zgtest import (Skip, admin, admin_json, auth, eq, new_user, ok, request, stream, wait_until)
-from zgtest import sql, sql_int, sql_rows, user_id, held_now
-from test_lease import RowLock
+from zgtest import sql_int, sql_rows, user_id, held_now
+from test_lease import RowLock, balance, usage
 
 BASE1 = os.environ.get("ZG_BASE", "").rstrip("/")
 BASE2 = os.environ.get("ZG_BASE2", "").rstrip("/")
@@ -90,14 +90,6 @@ def send_codex(base, key, timeout=60):
                    body={"model": "gpt-5.5", "max_tokens": 100,
                          "messages": [{"role": "user", "content": "cluster test [[fake:%s]]" % SMALL}]},
                    timeout=timeout)
-
-
-def usage(email):
-    return admin_json("usage", email, "--json", "--limit", "10000")
-
-
-def balance(email):
-    return admin_json("balance", email, "--json")
 
 
 def released(email, timeout=15.0):
