@@ -39,7 +39,7 @@ static int find_or_add(const char *hash, const char *grp, int64_t now)
         if (strcmp(e->hash, hash) == 0 && strcmp(e->grp, grp) == 0)
             return idx;
         if (reuse < 0 && !e->granted && e->inflight == 0 && !e->refilling && e->granting == 0 &&
-            now - e->last_ms > 60000)
+            e->unwritten == 0 && now - e->last_ms > 60000)
             reuse = idx;
     }
     if (reuse < 0)
@@ -61,6 +61,12 @@ void zl_owner_now(char out[64])
     pthread_mutex_lock(&zl.mu);
     memcpy(out, zl.owner, 64);
     pthread_mutex_unlock(&zl.mu);
+}
+
+void zl_written(const zg_record *r)
+{
+    if (r->ref > 0 && (size_t)r->ref <= TAB_CAP && zl.tab[r->ref - 1].unwritten > 0)
+        zl.tab[r->ref - 1].unwritten--;
 }
 
 uint64_t zl_version_now(void)
@@ -375,6 +381,10 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
     if (r.rel < 0)
         r.rel = 0;
     e->db_credits -= r.rel;
+    if (r.rel > 0) {
+        e->unwritten++;
+        r.ref = t->entry + 1;
+    }
     r.user = e->user_id;
     r.key = e->key_id;
     zg_record_field(r.grp, sizeof r.grp, e->grp);
@@ -408,6 +418,7 @@ int zg_lease_settle(zg_db *db, const zg_settings *cfg, const char *request_id, c
         zg_error("lease: settlement of %s kept only in the journal: %s", request_id, zg_db_error(db));
     pthread_mutex_lock(&zl.mu);
     zl.outstanding[r.tag]--;
+    zl_written(&r);
     pthread_mutex_unlock(&zl.mu);
     return rc == 0 ? 0 : -1;
 }

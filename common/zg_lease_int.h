@@ -61,6 +61,9 @@ struct entry {
     int64_t slots_at_ms, credits_at_ms; /* when slots and credits were last granted */
     bool refilling;
     int granting;        /* grants in flight for this entry (it is not recycled meanwhile) */
+    int unwritten;       /* settlements that took credits of the lease, not yet written: the lease
+                            is not given back (nor the entry recycled) until they are, else the
+                            return would leave their credits on the row for good */
     char pending_op[80]; /* a grant whose answer was lost: asked again under the same id */
 };
 
@@ -104,6 +107,8 @@ extern struct zl_state zl;
 /* ---- shared inside lease mode (zg_lease*.c) ---- */
 /* The owner name now, copied under mu. */
 void zl_owner_now(char out[64]);
+/* r (a settlement of this process) is written or given up: its lease may go back (callers hold mu). */
+void zl_written(const zg_record *r);
 /* The highest access version seen. */
 uint64_t zl_version_now(void);
 /* Raise the access version this process knows (never lower it). */

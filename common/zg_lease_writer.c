@@ -15,7 +15,7 @@ static size_t collect_drops(struct drop *out, size_t cap, int64_t now, bool all)
     size_t n = 0;
     for (size_t u = 0; u < zl.n_used && n < cap; u++) {
         struct entry *e = &zl.tab[zl.used_idx[u]];
-        if (!e->used || !e->granted || e->inflight > 0)
+        if (!e->used || !e->granted || e->inflight > 0 || e->unwritten > 0)
             continue;
         bool idle = now - e->last_ms >= zl.cfg->lease_idle_ms;
         if (!all && !idle && e->version >= zl_version_now())
@@ -219,12 +219,15 @@ void *zl_writer_main(void *arg)
         if (bn) {
             size_t w = zl_write_rows(db, batch, bn);
             pthread_mutex_lock(&zl.mu);
-            for (size_t i = 0; i < w; i++)
+            for (size_t i = 0; i < w; i++) {
                 zl.outstanding[batch[i].tag]--;
+                zl_written(&batch[i]);
+            }
             pthread_mutex_unlock(&zl.mu);
             memmove(batch, batch + w, (bn - w) * sizeof *batch);
             bn -= w;
             ok = bn == 0;
+            now = zg_clock_ms(); /* a write may have waited long (a row lock, a slow database) */
         }
         bool upkeep = stop || now - last_upkeep >= UPKEEP_MS;
         if (upkeep)

@@ -33,6 +33,8 @@ typedef struct zg_record {
     char channel[65];  /* "" = none */
     int attempts;      /* >= 1 */
     int tag;           /* the caller's own (lease mode: the journal file); never encoded */
+    int ref;           /* the caller's own too (lease mode: 1 + the lease entry rel came out of,
+                          0 none); never encoded */
 } zg_record;
 
 /* Line kinds, the first field of a line:

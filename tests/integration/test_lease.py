@@ -443,6 +443,33 @@ def test_poor_user_is_billed_strictly():
     eq(sql_int("SELECT COUNT(*) FROM leases WHERE user_id = %d" % user_id(email)), 0, "never a lease")
 
 
+def test_lease_given_back_only_after_its_settlements_are_written():
+    """A lease that goes idle while settlements that took its credits still wait to be written
+    (the writer is held up by a row lock, requests keep being served from the lease) is given back
+    only once they are written: else the return leaves the row their credits, the late write takes
+    them, and a lease row of 0 credits is left behind for good."""
+    leases_only()
+    email, key = new_user()
+    uid = user_id(email)
+    served = 0
+    for _ in range(8):  # leases in the messages processes
+        eq(send(key).status, 200)
+        served += 1
+    lock = RowLock(uid)
+    try:
+        for _ in range(4):  # the writers take these and wait for the row
+            eq(send(key, timeout=10).status, 200, "served from the lease")
+            served += 1
+        time.sleep(0.3)
+        for _ in range(6):  # these wait in the writers' queues
+            eq(send(key, timeout=10).status, 200, "served from the lease")
+            served += 1
+        time.sleep(0.8)  # the leases go idle (lease_idle_ms 300 in the test stack)
+    finally:
+        lock.release()
+    ledger(email, served)
+
+
 # --------------------------------------------------------------------------- a process dies
 
 
