@@ -34,7 +34,7 @@ int cmd_key_create(app *a, const args *g)
     return rc;
 }
 
-static const char SQL_KEY_LIST[] = "SELECT prefix, name, IF(status = 'active' AND expires_at <= NOW(3), 'expired', status),"
+static const char SQL_KEY_LIST[] = "SELECT prefix, name, " ZG_KEY_STATUS_SQL ","
                                    " spend_limit, spent, held, created_at, last_used_at, revoked_at, kind, expires_at"
                                    " FROM api_keys WHERE user_id = ? ORDER BY id";
 

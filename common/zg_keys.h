@@ -7,6 +7,9 @@
 #include "zg_db.h"
 
 #define ZG_KEY_NAME_MAX 100
+/* A key's status as shown (SQL over api_keys' columns): an active key past its expires_at shows as
+ * 'expired' (zg_key_find refuses it like a revoked one). */
+#define ZG_KEY_STATUS_SQL "IF(status = 'active' AND expires_at <= NOW(3), 'expired', status)"
 
 /* Create a key for user_id named name ("" allowed) with a spend limit in credits (-1 = none),
  * expiring expires_s seconds from now (0 = never): draws a new key until its prefix is unused,

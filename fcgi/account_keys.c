@@ -154,10 +154,8 @@ static json_object *key_json(char **v)
 }
 
 /* The key manager's keys: the browser keys minted for /chat are not among them. */
-/* (an expired key is refused like a revoked one, and is shown as expired, as zenn-admin key list does) */
 #define KEY_COLS                                                                                              \
-    "id, name, prefix, created_at, last_used_at, spent, spend_limit,"                                        \
-    " IF(status = 'active' AND expires_at <= NOW(3), 'expired', status), revoked_at, expires_at"
+    "id, name, prefix, created_at, last_used_at, spent, spend_limit, " ZG_KEY_STATUS_SQL ", revoked_at, expires_at"
 static const char SQL_KEYS[] = "SELECT " KEY_COLS " FROM api_keys WHERE user_id = ? AND kind = 'api' ORDER BY id DESC";
 static const char SQL_KEY[] = "SELECT " KEY_COLS " FROM api_keys WHERE id = ? AND user_id = ? AND kind = 'api'";
 static const char SQL_ACTIVE_KEYS[] =
