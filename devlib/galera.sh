@@ -90,7 +90,7 @@ galera_node_start() {
     --log-error="$dir/mariadbd.err" --innodb-buffer-pool-size=64M --skip-name-resolve \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
     --binlog-format=ROW --default-storage-engine=InnoDB --innodb-autoinc-lock-mode=2 \
-    --log-bin-trust-function-creators=1 \
+    --log-bin-trust-function-creators=1 --innodb-flush-log-at-trx-commit=2 \
     --wsrep-on=ON --wsrep-provider=/usr/lib/galera/libgalera_smm.so \
     --wsrep-cluster-name="zenn-$STACK" --wsrep-cluster-address="$(galera_address)" \
     --wsrep-node-name="db$n" --wsrep-node-address="127.0.0.1:$g" \
