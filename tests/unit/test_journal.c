@@ -84,7 +84,7 @@ int main(void)
     snprintf(cfg.spool_path, sizeof cfg.spool_path, "%s/settle.spool", dir);
     /* this node's name ([server] node_name), not the machine's: two nodes may share a machine */
     snprintf(cfg.node_name, sizeof cfg.node_name, "node-a");
-    char host[40], own[128], p0[300], p1[300];
+    char host[40], own[128], p0[1024], p1[1024];
     snprintf(host, sizeof host, "%s", cfg.node_name);
     snprintf(own, sizeof own, "%s:%ld:1700000000", host, dead_pid());
     snprintf(p0, sizeof p0, "%s.lease.%s.0", cfg.spool_path, own);
@@ -157,7 +157,7 @@ int main(void)
     ok(access(p0, F_OK) != 0 && access(p1, F_OK) != 0, "both files deleted");
 
     /* a live process's journal and another host's are not touched */
-    char live[300], other[300];
+    char live[1024], other[1024];
     snprintf(live, sizeof live, "%s.lease.%s:%ld:1.0", cfg.spool_path, host, (long)getpid());
     snprintf(other, sizeof other, "%s.lease.not-%s:%ld:1.0", cfg.spool_path, host, dead_pid());
     r = rec("r-live", 10);
@@ -171,7 +171,7 @@ int main(void)
     ok(access(live, F_OK) == 0 && access(other, F_OK) == 0, "both kept");
     unlink(live);
     unlink(other);
-    char spool_left[300];
+    char spool_left[1024];
     snprintf(spool_left, sizeof spool_left, "%s", cfg.spool_path);
     unlink(spool_left);
     rmdir(dir);

@@ -174,15 +174,15 @@ int main(void)
     {
         /* a settlement line carries the channel and the attempts; one written before channels parses
          * with none and 1 */
-        char line[ZG_REC_LINE_MAX];
-        size_t n = zg_record_line('S', &j, line, sizeof line);
-        ok(n > 0, "settlement line with a channel written");
+        char sline[ZG_REC_LINE_MAX];
+        size_t sn = zg_record_line('S', &j, sline, sizeof sline);
+        ok(sn > 0, "settlement line with a channel written");
         zg_record back2;
-        is_int(zg_record_parse(line, &back2), 'S', "and read back");
+        is_int(zg_record_parse(sline, &back2), 'S', "and read back");
         ok(strcmp(back2.channel, "anthropic-b") == 0 && back2.attempts == 2, "with its channel and attempts");
         zg_record none = sample();
-        n = zg_record_line('X', &none, line, sizeof line);
-        is_int(zg_record_parse(line, &back2), 'X', "a line without a channel reads back");
+        sn = zg_record_line('X', &none, sline, sizeof sline);
+        is_int(zg_record_parse(sline, &back2), 'X', "a line without a channel reads back");
         ok(back2.channel[0] == '\0' && back2.attempts == 1, "as none, one attempt");
         char old[] = "X req-9 settled complete 5 0 1 2 0 0 0 0 0 0 200 10 20\n";
         is_int(zg_record_parse(old, &back2), 'X', "a line written before channels");
