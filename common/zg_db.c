@@ -328,7 +328,6 @@ static int is_retry_error(unsigned e)
  * yet prepared node for application use") without running it. */
 #define ER_NODE_NOT_READY 1047
 
-
 static MYSQL_STMT *get_stmt(zg_db *db, const char *sql)
 {
     for (int i = 0; i < db->ncache; i++)

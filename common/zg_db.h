@@ -61,9 +61,9 @@ int zg_db_connect(zg_db *db);
  * *affected (may be NULL) gets the affected-row count. Retries once after reconnecting on a lost
  * connection (also when the statement may already have run: the answer was lost; with [database]
  * hosts on the next server), after a short random pause on deadlock or Galera write conflict (1213:
- * rolled back whole; at least 8 times and for 3 s), and on
- * the next [database] hosts server when one is not ready (1047: not run), so every statement run through it must be safe to repeat: reads, and calls that are
- * idempotent by their own key (a request id, an operation id, a top-up reference). A statement gets
+ * rolled back whole; at least 8 times and for 3 s), and on the next [database] hosts server when
+ * one is not ready (1047: not run), so every statement run through it must be safe to repeat:
+ * reads, and calls that are idempotent by their own key (a request id, an operation id, a top-up reference). A statement gets
  * at most [database] timeout seconds to answer. 0 or -1. */
 int zg_db_run(zg_db *db, const char *sql, const zg_val *params, int nparams, zg_row_fn fn, void *ctx,
               int64_t *affected);

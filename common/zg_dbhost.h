@@ -1,5 +1,6 @@
 #ifndef ZG_DBHOST_H
 #define ZG_DBHOST_H
+#include "zg_config.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -10,7 +11,7 @@
  * is closed once it is ZG_DBHOST_AWAY_MS old, so that a node goes back to its own database server
  * soon after that server returns. State is per process, shared by its threads. */
 
-#define ZG_DBHOST_MAX 8
+#define ZG_DBHOST_MAX ZG_DB_HOSTS_MAX /* the servers [database] hosts may list */
 #define ZG_DBHOST_DOWN_MS 10000
 #define ZG_DBHOST_AWAY_MS 30000
 

@@ -442,8 +442,7 @@ int zg_lease_start(const zg_settings *cfg)
     zl.cfg = cfg;
     if (cfg->billing_mode != ZG_BILLING_LEASE)
         return 0;
-    snprintf(zl.host, sizeof zl.host, "%s", cfg->node_name);
-    snprintf(zl.owner, sizeof zl.owner, "%s:%ld:%lld", zl.host, (long)getpid(), (long long)time(NULL));
+    snprintf(zl.owner, sizeof zl.owner, "%s:%ld:%lld", cfg->node_name, (long)getpid(), (long long)time(NULL));
     zl.tab = calloc(TAB_CAP, sizeof *zl.tab);
     zl.used_idx = calloc(TAB_CAP, sizeof *zl.used_idx);
     if (!zl.tab || !zl.used_idx || !cfg->spool_path[0] || zl_journal_open() != 0) {

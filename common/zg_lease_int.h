@@ -83,7 +83,7 @@ struct grant {
 struct zl_state {
     const zg_settings *cfg;
     bool active;
-    char owner[64], host[40];    /* owner: host:pid:start (mu; the writer renames it after a long outage) */
+    char owner[64];              /* owner: node_name:pid:start (mu; the writer renames it after a long outage) */
     pthread_mutex_t mu;
     pthread_cond_t wake;         /* wakes the writer before its period */
     struct entry *tab;           /* the lease table, TAB_CAP slots (mu) */

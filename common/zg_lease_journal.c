@@ -226,8 +226,7 @@ int zg_lease_maintain(zg_db *db, const zg_settings *cfg)
     }
     if (!dir[0])
         snprintf(dir, sizeof dir, "/");
-    char myhost[40];
-    snprintf(myhost, sizeof myhost, "%s", cfg->node_name);
+    const char *myhost = cfg->node_name;
     int replayed = 0, rc = 0;
     char mine[64] = "";
     if (zl.active)

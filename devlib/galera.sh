@@ -123,9 +123,9 @@ galera_boot_node() {
 }
 
 # galera_start: the whole cluster, database "zenn" and the gateway's user; sets what galera_env does.
+# The caller has installed GALERA_PACKAGES (ensure_packages).
 galera_start() {
   local n boot pwf
-  ensure_galera_packages
   if ! galera_any_synced; then
     for ((n = 1; n <= GALERA_NODES; n++)); do galera_node_stop "$n" >/dev/null; done
     boot=$(galera_boot_node)
@@ -168,14 +168,6 @@ galera_stop() {
 }
 
 galera_wipe() { galera_stop; rm -rf "$(galera_root)"; }
-
-ensure_galera_packages() {
-  local p missing=()
-  for p in "${GALERA_PACKAGES[@]}"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] || ensure_packages "${missing[@]}"
-}
 
 # ---- web node 2
 
